@@ -1,0 +1,451 @@
+"""The binary log files: ``<basename>-bin.NNNNNN`` plus ``<basename>-bin.index``.
+
+The binlog is the redo log of the SQL store. A write transaction is appended as one write
+(``BEGIN``, its statements, ``XID``) and fsynced (every ``sync`` commits, MySQL's sync_binlog)
+before SQLite commits; the engine stores the returned end position in the same SQLite
+transaction. On open, the newest file is scanned and a torn tail (a partial event, a bad
+checksum, or a transaction without its commit) is cut off, so that :meth:`Binlog.transactions_after`
+yields exactly the transactions that may need re-applying. Like MySQL, every open starts a new
+file; a full file (``max_size``) ends in a ROTATE event, a cleanly closed one in a STOP event.
+
+Event bytes come from the pure :mod:`pylamp.db.binlog_events`; this module only does files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from pylamp.db.binlog_events import (
+    BINLOG_IN_USE,
+    HEADER_LEN,
+    MAGIC,
+    BinlogFormatError,
+    Event,
+    FormatDescription,
+    LoggedStatement,
+    Position,
+    Query,
+    Rotate,
+    Stop,
+    Transaction,
+    TransactionAssembler,
+    Xid,
+    decode_event,
+    decode_header,
+    encode_event,
+)
+
+__all__ = ["DEFAULT_SERVER_VERSION", "Binlog", "BinlogError", "Position"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SERVER_VERSION = "10.11.0-pylamp-log"
+_MAX_SIZE_LIMIT = 1 << 30  # MySQL's own ceiling for max_binlog_size; keeps log_pos in 32 bits
+_FDE_FLAGS_AT = len(MAGIC) + 17  # file offset of the first FDE's flags field
+_INDEX_PREFIX = "./"
+
+
+class BinlogError(Exception):
+    """A binlog operation that cannot be done (unknown file, bad position, closed log)."""
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_event(f: BinaryIO, limit: int) -> Event | None:
+    """Read the event at the file's current offset, or None at ``limit`` (the end)."""
+    here = f.tell()
+    if here >= limit:
+        return None
+    if limit - here < HEADER_LEN:
+        raise BinlogFormatError("truncated event header")
+    head = f.read(HEADER_LEN)
+    header = decode_header(head)
+    if header.event_size > limit - here:
+        raise BinlogFormatError("truncated event")
+    return decode_event(head + f.read(header.event_size - HEADER_LEN))
+
+
+class Binlog:
+    """A MySQL v4 binary log in ``directory`` (thread-safe; one writer process).
+
+    ``sync`` is MySQL's sync_binlog: fsync after every ``sync`` commits, 0 leaves it to the OS.
+    ``clock`` gives the time for events that carry no caller-supplied timestamp (format
+    description, rotate, stop).
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        basename: str,
+        server_id: int,
+        *,
+        max_size: int = _MAX_SIZE_LIMIT,
+        sync: int = 1,
+        server_version: str = DEFAULT_SERVER_VERSION,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not 4096 <= max_size <= _MAX_SIZE_LIMIT:
+            raise ValueError(f"max_size must be between 4096 and {_MAX_SIZE_LIMIT}")
+        if sync < 0:
+            raise ValueError("sync must be >= 0")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", basename):
+            raise ValueError(f"bad binlog basename {basename!r}")
+        self.directory = Path(directory)
+        self.basename = basename
+        self.server_id = server_id
+        self.max_size = max_size
+        self.sync = sync
+        self.server_version = server_version
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._pattern = re.compile(re.escape(basename) + r"-bin\.(\d{6,})")
+        self._fd: int | None = None
+        self._file = ""
+        self._pos = 0
+        self._unsynced = 0
+        self._next_xid = 1
+        self.truncated_bytes = 0
+        """How many bytes of torn tail were cut off when this log was opened."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._files = self._load_index()
+        if self._files:
+            self._recover_last()
+        self._open_new(self._next_name(), startup=True)
+
+    # -- naming and index -------------------------------------------------------------------
+
+    @property
+    def index_path(self) -> Path:
+        """Path of the index file listing the log files in order."""
+        return self.directory / f"{self.basename}-bin.index"
+
+    def _number(self, name: str) -> int:
+        m = self._pattern.fullmatch(name)
+        if m is None:
+            raise BinlogError(f"not a binlog file of this log: {name!r}")
+        return int(m.group(1))
+
+    def _next_name(self) -> str:
+        number = self._number(self._files[-1]) + 1 if self._files else 1
+        return f"{self.basename}-bin.{number:06d}"
+
+    def _load_index(self) -> list[str]:
+        """Files from the index that exist, plus newer files created but not yet indexed."""
+        names: list[str] = []
+        if self.index_path.exists():
+            for line in self.index_path.read_text().splitlines():
+                name = os.path.basename(line.strip())
+                if name and self._pattern.fullmatch(name) and (self.directory / name).exists():
+                    names.append(name)
+        last = self._number(names[-1]) if names else 0
+        extra = sorted(
+            (p.name for p in self.directory.iterdir() if self._pattern.fullmatch(p.name)),
+            key=self._number,
+        )
+        names += [n for n in extra if self._number(n) > last]
+        return names
+
+    def _write_index(self) -> None:
+        tmp = self.index_path.with_name(self.index_path.name + ".tmp")
+        with open(tmp, "w") as f:
+            f.writelines(f"{_INDEX_PREFIX}{name}\n" for name in self._files)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.index_path)
+        _fsync_dir(self.directory)
+
+    # -- opening, recovery, rotation, close --------------------------------------------------
+
+    def _scan(self, name: str, limit: int | None = None) -> tuple[int, int, int]:
+        """Scan a file: (end of last complete transaction, end of valid events, max xid)."""
+        path = self.directory / name
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size if limit is None else limit
+            if f.read(len(MAGIC)) != MAGIC:
+                return 0, 0, 0
+            assembler = TransactionAssembler()
+            good = safe = len(MAGIC)
+            max_xid = 0
+            try:
+                while (event := _read_event(f, size)) is not None:
+                    if good == len(MAGIC) and not isinstance(event.payload, FormatDescription):
+                        raise BinlogFormatError("file does not start with FORMAT_DESCRIPTION")
+                    assembler.add(name, good, event)
+                    good += event.header.event_size
+                    if isinstance(event.payload, Xid):
+                        max_xid = max(max_xid, event.payload.xid)
+                    if not assembler.inside:
+                        safe = good
+            except BinlogFormatError as exc:
+                log.warning("binlog %s: %s at offset %d", name, exc, good)
+            if safe == len(MAGIC):
+                safe = 0 if good == len(MAGIC) else safe
+            return safe, good, max_xid
+
+    def _recover_last(self) -> None:
+        name = self._files[-1]
+        path = self.directory / name
+        safe, _good, max_xid = self._scan(name)
+        self._next_xid = max_xid + 1
+        size = path.stat().st_size
+        if safe == 0:  # not even a format description: a file whose creation was cut short
+            log.warning("binlog %s: no valid header, removing it", name)
+            self.truncated_bytes = size
+            path.unlink()
+            self._files.pop()
+            self._write_index()
+            return
+        if safe < size:
+            log.warning("binlog %s: cutting a torn tail of %d bytes at %d", name, size - safe, safe)
+            self.truncated_bytes = size - safe
+        with open(path, "r+b") as f:
+            f.truncate(safe)
+            self._clear_in_use(f.fileno())
+            os.fsync(f.fileno())
+
+    @staticmethod
+    def _clear_in_use(fd: int) -> None:
+        flags = os.pread(fd, 1, _FDE_FLAGS_AT)
+        if flags and flags[0] & BINLOG_IN_USE:
+            os.pwrite(fd, bytes([flags[0] & ~BINLOG_IN_USE & 0xFF]), _FDE_FLAGS_AT)
+
+    def _open_new(self, name: str, *, startup: bool = False) -> None:
+        now = int(self._clock())
+        fde = FormatDescription(self.server_version, now if startup else 0)
+        data = MAGIC + encode_event(
+            fde, timestamp=now, server_id=self.server_id, position=4, flags=BINLOG_IN_USE
+        )
+        fd = os.open(self.directory / name, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o640)
+        os.write(fd, data)
+        os.fsync(fd)
+        self._fd, self._file, self._pos, self._unsynced = fd, name, len(data), 0
+        self._files.append(name)
+        self._write_index()
+
+    def _finish_file(self, last: Rotate | Stop) -> None:
+        """Append the closing event, clear the in-use flag, fsync and close the current file."""
+        assert self._fd is not None
+        data = encode_event(
+            last, timestamp=int(self._clock()), server_id=self.server_id, position=self._pos
+        )
+        self._write(data)
+        self._clear_in_use(self._fd)
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self._fd = None
+
+    def _write(self, data: bytes) -> None:
+        assert self._fd is not None
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        self._pos += len(data)
+
+    def rotate(self) -> str:
+        """Close the current file with a ROTATE event and start the next (FLUSH LOGS)."""
+        with self._lock:
+            self._check_open()
+            name = self._next_name()
+            self._finish_file(Rotate(name))
+            self._open_new(name)
+            return name
+
+    def close(self) -> None:
+        """Clean shutdown: append a STOP event and close the file. Idempotent."""
+        with self._lock:
+            if self._fd is not None:
+                self._finish_file(Stop())
+
+    def __enter__(self) -> Binlog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._fd is None:
+            raise BinlogError("binary log is closed")
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def append_transaction(
+        self,
+        db: str,
+        statements: Sequence[str | LoggedStatement],
+        timestamp: float,
+        *,
+        ddl: bool = False,
+        thread_id: int = 0,
+    ) -> Position:
+        """Log one committed transaction durably (per ``sync``); return its end position.
+
+        ``statements`` are SQL texts run in ``db``, or :class:`LoggedStatement` where the
+        current database changed inside the transaction. A normal transaction is written as
+        BEGIN, the statements, XID; with ``ddl`` each statement is written alone (DDL commits
+        implicitly in MySQL). Everything goes out in one write, then fsync, so a crash leaves
+        at most a torn tail that the next open cuts off.
+        """
+        stmts = [
+            s if isinstance(s, LoggedStatement) else LoggedStatement(db, s) for s in statements
+        ]
+        if not stmts:
+            raise ValueError("a transaction needs at least one statement")
+        seconds = int(timestamp)
+        micros = min(round((timestamp - seconds) * 1e6), 999_999)
+        with self._lock:
+            self._check_open()
+            pos = self._pos
+            parts: list[bytes] = []
+
+            def add(payload: Query | Xid) -> None:
+                nonlocal pos
+                data = encode_event(
+                    payload, timestamp=seconds, server_id=self.server_id, position=pos
+                )
+                parts.append(data)
+                pos += len(data)
+
+            if ddl:
+                for s in stmts:
+                    add(Query(s.db, s.sql, thread_id, microseconds=micros))
+            else:
+                add(Query(stmts[0].db, "BEGIN", thread_id, microseconds=micros))
+                for s in stmts:
+                    add(Query(s.db, s.sql, thread_id, microseconds=micros))
+                add(Xid(self._next_xid))
+                self._next_xid += 1
+            self._write(b"".join(parts))
+            self._unsynced += 1
+            if self.sync and self._unsynced >= self.sync:
+                assert self._fd is not None
+                os.fdatasync(self._fd)
+                self._unsynced = 0
+            end = Position(self._file, self._pos)
+            if self._pos >= self.max_size:
+                self.rotate()
+            return end
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def position(self) -> Position:
+        """Where the next transaction will be written (SHOW MASTER STATUS)."""
+        with self._lock:
+            return Position(self._file, self._pos)
+
+    def files(self) -> list[tuple[str, int]]:
+        """Every log file in order with its size in bytes (SHOW BINARY LOGS)."""
+        with self._lock:
+            out = []
+            for name in self._files:
+                size = self._pos if name == self._file else (self.directory / name).stat().st_size
+                out.append((name, size))
+            return out
+
+    def _limit(self, name: str) -> int:
+        with self._lock:
+            if name not in self._files:
+                raise BinlogError(f"Could not find target log {name!r}")
+            if name == self._file:
+                return self._pos
+            return (self.directory / name).stat().st_size
+
+    def read_events(self, name: str, start: int = 4) -> Iterator[tuple[int, Event]]:
+        """Yield ``(position, event)`` for the events of one file from ``start`` on.
+
+        ``start`` must be an event boundary (4 is the first event). For the file being
+        written, reading stops at the end of the last complete write.
+        """
+        limit = self._limit(name)
+        if start < len(MAGIC) or start > limit:
+            raise BinlogError(f"position {start} is outside {name!r}")
+        with open(self.directory / name, "rb") as f:
+            f.seek(start)
+            pos = start
+            while True:
+                try:
+                    event = _read_event(f, limit)
+                except BinlogFormatError as exc:
+                    raise BinlogError(f"{name} at {pos}: {exc}") from exc
+                if event is None:
+                    return
+                yield pos, event
+                pos += event.header.event_size
+
+    def events_from(self, start: Position) -> Iterator[tuple[Position, Event]]:
+        """Yield events from ``start`` to the current end, crossing into later files.
+
+        This is what a replica's binlog dump streams; each event comes with its position.
+        """
+        with self._lock:
+            files = list(self._files)
+        if start.file not in files:
+            raise BinlogError("Could not find first log file name in binary log index file")
+        for name in files[files.index(start.file) :]:
+            begin = start.pos if name == start.file else len(MAGIC)
+            for pos, event in self.read_events(name, begin):
+                yield Position(name, pos), event
+
+    def transactions_after(self, after: Position | None) -> Iterator[Transaction]:
+        """Yield every complete transaction that ends after ``after`` (None: all of them).
+
+        Crash recovery re-applies these for a database whose stored position is ``after``.
+        Files purged before ``after``'s file are simply not there, which is correct: every
+        transaction in them ended before any position in a later file.
+        """
+        with self._lock:
+            files = list(self._files)
+        for name in files:
+            if after is not None and name < after.file:
+                continue
+            assembler = TransactionAssembler()
+            for pos, event in self.read_events(name):
+                txn = assembler.add(name, pos, event)
+                if txn is not None and (after is None or txn.end > after):
+                    yield txn
+
+    # -- administration ------------------------------------------------------------------------
+
+    def reset(self) -> Position:
+        """RESET MASTER: delete every file and the index, start again at ``000001``."""
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            for name in self._files:
+                (self.directory / name).unlink(missing_ok=True)
+            self._files = []
+            self.index_path.unlink(missing_ok=True)
+            self._next_xid = 1
+            self._open_new(self._next_name(), startup=True)
+            return Position(self._file, self._pos)
+
+    def purge_to(self, name: str) -> list[str]:
+        """PURGE BINARY LOGS TO ``name``: delete the files before it; returns their names.
+
+        The index is rewritten first, so a crash in between leaves only stray files that the
+        next open ignores (they are older than the first indexed file).
+        """
+        with self._lock:
+            if name not in self._files:
+                raise BinlogError(f"Target log {name!r} not found in index")
+            keep_from = self._files.index(name)
+            gone = self._files[:keep_from]
+            self._files = self._files[keep_from:]
+            self._write_index()
+            for old in gone:
+                (self.directory / old).unlink(missing_ok=True)
+            return gone
