@@ -1,0 +1,313 @@
+"""The DNS server: an asyncio shell around :class:`~pylamp.dns.answer.Answerer`.
+
+UDP and TCP on the same port. UDP uses a bare ``DatagramProtocol`` (no streams) because
+every microsecond counts there; TCP uses streams (2-byte length prefix, several queries
+per connection, idle timeout, never truncated).
+
+Extension points (used by the zone-transfer and health code):
+
+- ``server.answerer`` -- the :class:`Answerer`; its ``set_zone``/``set_expired``/
+  ``set_live`` change answers at once.
+- ``server.transfer_handler(query, peer_host, tcp) -> list[bytes] | None`` answers AXFR
+  and IXFR queries: the messages to send, or None for REFUSED. Unset: REFUSED.
+- ``server.notify_handler(query, peer_host) -> bytes | None`` answers NOTIFY (opcode 4):
+  the reply, or None for REFUSED. Unset: NOTIMP.
+
+Both handlers may also return an awaitable of the same, which the server awaits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import inspect
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pylamp.dns.answer import EDNS_BUFFER_SIZE, RCODE_REFUSED, Answerer, build_error, query_kind
+from pylamp.dns.zone import Zone, ZoneError, load_zone
+
+__all__ = ["DnsServer", "NotifyHandler", "TransferHandler", "ZoneSource"]
+
+log = logging.getLogger("pylamp.dns")
+
+#: A zone as given to :class:`DnsServer`: a parsed Zone, a path (``os.PathLike``, or a
+#: ``str`` without a newline), or master-file text (a ``str`` with a newline).
+ZoneSource = Zone | str | os.PathLike[str]
+TransferHandler = Callable[[bytes, str, bool], "list[bytes] | Awaitable[list[bytes] | None] | None"]
+NotifyHandler = Callable[[bytes, str], "bytes | Awaitable[bytes | None] | None"]
+
+_UDP_RCVBUF = 4 << 20
+_BIND_ATTEMPTS = 50
+
+
+def _read_zone(source: ZoneSource) -> tuple[Zone, Path | None]:
+    """Load one zone source; the path if it came from a file. Raises ZoneError/OSError."""
+    if isinstance(source, Zone):
+        return source, None
+    if isinstance(source, str) and "\n" in source:
+        return load_zone(source), None
+    path = Path(source)
+    return load_zone(path.read_text(encoding="utf-8"), filename=str(path)), path
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    """Fast path inline: a stored reply goes straight back; the rest goes to the server."""
+
+    def __init__(self, server: DnsServer) -> None:
+        self._server = server
+        self._cached = server.answerer.answer_cached
+        self._limit = server.max_udp_size
+        self._transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        reply = self._cached(data, self._limit)
+        if reply is not None:
+            self._transport.sendto(reply, addr)  # type: ignore[union-attr]
+            return
+        try:
+            replies = self._server._dispatch(data, addr[0], tcp=False)
+        except Exception:
+            log.exception("error answering %d bytes from %s", len(data), addr[0])
+            return
+        if isinstance(replies, list):
+            for reply in replies:
+                self._transport.sendto(reply, addr)  # type: ignore[union-attr]
+        else:
+            self._server._spawn(self._send_later(replies, addr))
+
+    async def _send_later(self, pending: Awaitable[list[bytes]], addr: tuple[Any, ...]) -> None:
+        for reply in await pending:
+            if self._transport is not None and not self._transport.is_closing():
+                self._transport.sendto(reply, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("udp error: %s", exc)
+
+
+class DnsServer:
+    """An authoritative DNS server for some zones, on UDP and TCP.
+
+    ``async with DnsServer(zones=[...], host="127.0.0.1", port=0) as dns:`` binds both
+    protocols on one port (port 0 picks a free one), and answers from the moment the block
+    is entered; ``dns.port``, ``dns.udp_address`` and ``dns.tcp_address`` say where.
+    ``zones`` takes :data:`ZoneSource` values; zones read from files can be re-read with
+    :meth:`reload`. ``max_udp_size`` caps UDP replies (clients' limits also apply);
+    ``tcp_idle_timeout`` closes quiet TCP connections.
+    """
+
+    def __init__(
+        self,
+        *,
+        zones: Iterable[ZoneSource] = (),
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_udp_size: int = EDNS_BUFFER_SIZE,
+        tcp_idle_timeout: float = 10.0,
+    ) -> None:
+        self.host = host
+        self.requested_port = port
+        self.max_udp_size = max_udp_size
+        self.tcp_idle_timeout = tcp_idle_timeout
+        self.answerer = Answerer()
+        self.transfer_handler: TransferHandler | None = None
+        self.notify_handler: NotifyHandler | None = None
+        #: origin -> file the zone was read from (what :meth:`reload` re-reads).
+        self.zone_files: dict[str, Path] = {}
+        for source in zones:
+            zone, path = _read_zone(source)
+            self.answerer.set_zone(zone)
+            if path is not None:
+                self.zone_files[zone.origin] = path
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.AbstractServer | None = None
+        self._tcp_writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._port = 0
+
+    # --- addresses ---------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The bound port (UDP and TCP alike); 0 before start."""
+        return self._port
+
+    @property
+    def udp_address(self) -> tuple[str, int]:
+        """(host, port) the UDP socket is bound to."""
+        return (self.host, self._port)
+
+    @property
+    def tcp_address(self) -> tuple[str, int]:
+        """(host, port) the TCP listener is bound to."""
+        return (self.host, self._port)
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> DnsServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Bind UDP and TCP on one port and start answering."""
+        loop = asyncio.get_running_loop()
+        last_error: OSError | None = None
+        for _ in range(_BIND_ATTEMPTS):
+            sock = self._udp_socket(self.requested_port)
+            port = sock.getsockname()[1]
+            try:
+                self._tcp = await asyncio.start_server(
+                    self._serve_tcp, self.host, port, reuse_address=True
+                )
+            except OSError as exc:
+                sock.close()
+                if self.requested_port != 0 or exc.errno != errno.EADDRINUSE:
+                    raise
+                last_error = exc
+                continue
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _UdpProtocol(self), sock=sock
+            )
+            self._udp = transport
+            self._port = port
+            log.debug("dns bound udp+tcp %s:%d", self.host, port)
+            return
+        raise OSError(f"no port free for both UDP and TCP on {self.host}") from last_error
+
+    def _udp_socket(self, port: int) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _UDP_RCVBUF)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _UDP_RCVBUF)
+            sock.bind((self.host, port))
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    async def close(self) -> None:
+        """Stop listening, close TCP connections and wait for their handlers."""
+        if self._udp is not None:
+            self._udp.close()
+            self._udp = None
+        if self._tcp is not None:
+            self._tcp.close()
+            for writer in list(self._tcp_writers):
+                writer.close()
+            await self._tcp.wait_closed()
+            self._tcp = None
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- zones -------------------------------------------------------------------------
+
+    def reload(self) -> list[ZoneError]:
+        """Re-read every zone file; a file that fails keeps its old zone being served.
+
+        Returns the errors (empty when all loaded); each is also logged as file:line.
+        """
+        errors: list[ZoneError] = []
+        for origin, path in list(self.zone_files.items()):
+            try:
+                zone = load_zone(path.read_text(encoding="utf-8"), filename=str(path))
+                if zone.origin != origin:
+                    raise ZoneError(str(path), 0, f"zone is now {zone.origin}, was {origin}")
+            except ZoneError as exc:
+                errors.append(exc)
+            except OSError as exc:
+                errors.append(ZoneError(str(path), 0, exc.strerror or str(exc)))
+            else:
+                self.answerer.set_zone(zone)
+                log.info("loaded zone %s serial %d from %s", origin, zone.serial, path)
+                continue
+            log.error("zone %s not reloaded, keeping the old one: %s", origin, errors[-1])
+        return errors
+
+    # --- dispatch ----------------------------------------------------------------------
+
+    def _dispatch(
+        self, data: bytes, peer: str, *, tcp: bool
+    ) -> list[bytes] | Awaitable[list[bytes]]:
+        """Replies for a query the fast path did not answer, routed by kind."""
+        kind = query_kind(data)
+        if kind == "transfer" and self.transfer_handler is not None:
+            result: Any = self.transfer_handler(data, peer, tcp)
+            return self._settle(result, data, tcp, lambda r: list(r))
+        if kind == "notify" and self.notify_handler is not None:
+            result = self.notify_handler(data, peer)
+            return self._settle(result, data, tcp, lambda r: [r])
+        reply = self.answerer.answer(data, udp_limit=None if tcp else self.max_udp_size)
+        return [] if reply is None else [reply]
+
+    def _settle(
+        self, result: Any, data: bytes, tcp: bool, wrap: Callable[[Any], list[bytes]]
+    ) -> list[bytes] | Awaitable[list[bytes]]:
+        """Handler result to replies; None means REFUSED."""
+
+        def finish(value: Any) -> list[bytes]:
+            if value is None:
+                reply = build_error(data, RCODE_REFUSED)
+                return [] if reply is None else [reply]
+            return wrap(value)
+
+        if inspect.isawaitable(result):
+
+            async def later() -> list[bytes]:
+                return finish(await result)
+
+            return later()
+        return finish(result)
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._tcp_writers.add(writer)
+        peername = writer.get_extra_info("peername")
+        peer = peername[0] if peername else "?"
+        try:
+            while True:
+                async with asyncio.timeout(self.tcp_idle_timeout):
+                    size = int.from_bytes(await reader.readexactly(2), "big")
+                    data = await reader.readexactly(size)
+                replies = self._dispatch(data, peer, tcp=True)
+                if not isinstance(replies, list):
+                    replies = await replies
+                if not replies:
+                    break  # garbage: drop the connection, as BIND does
+                for reply in replies:
+                    writer.write(len(reply).to_bytes(2, "big") + reply)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
+            pass
+        except Exception:
+            log.exception("error on tcp connection from %s", peer)
+        finally:
+            self._tcp_writers.discard(writer)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
