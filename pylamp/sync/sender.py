@@ -1,0 +1,566 @@
+"""The sending side: push a tree to one or more receivers.
+
+``await push(src, ["web2:8730", "web3:8730"], key=KEY)`` scans ``src`` once and pushes it to
+every receiver in parallel over one TCP connection each, returning a
+:class:`~.stats.SyncStats` per receiver; a receiver that is down or refuses the key gets its
+``error`` set while the others complete.
+
+:class:`SyncSession` is one authenticated connection that can carry many pushes and keeps the
+receiver's file list between them, so a watcher pushing a few changed paths neither reconnects
+nor re-reads the receiver's tree::
+
+    async with SyncSession(("127.0.0.1", 8730), key) as s:
+        await s.push(src)                       # full push, fetches the receiver's list
+        await s.push(src, paths=["index.html"]) # only these paths, cached list
+
+A push is pipelined: the receiver's file list arrives in one message, the sender asks for all
+the block signatures it needs in one message and streams new files while they are computed,
+then streams each delta as its signature arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import ssl
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import xxhash
+
+from . import delta as dl
+from . import events as ev
+from .manifest import (
+    Entry,
+    Excluder,
+    Manifest,
+    Plan,
+    compare,
+    hash_file,
+    move_candidates,
+    resolve_moves,
+    scan,
+    scan_paths,
+    update_manifest,
+)
+from .protocol import NEED_DATA, ProtocolError, Role, SyncConnection
+from .stats import SyncStats
+
+__all__ = [
+    "Address",
+    "ProgressCallback",
+    "SyncError",
+    "SyncSession",
+    "client_tls_context",
+    "parse_address",
+    "push",
+]
+
+Address = tuple[str, int]
+ProgressCallback = Callable[[str, str, int], None]
+"""Called with (receiver address, path, bytes) as each file, move or deletion is sent."""
+
+_READ_SIZE = 1 << 18
+_CHUNK = 1 << 18  # literal bytes per FileData message, and the File/FileBegin threshold
+_READ_CHUNK = 1 << 20
+_THREAD_MIN = 1 << 20  # deltas of files at least this big run in a worker thread
+
+
+class SyncError(Exception):
+    """A push to one receiver failed as a whole (the receiver reported an error)."""
+
+
+def parse_address(address: str | Address) -> Address:
+    """``"host:port"``, ``"[v6]:port"`` or a (host, port) tuple -> (host, port)."""
+    if isinstance(address, tuple):
+        return address[0], int(address[1])
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"address must be HOST:PORT, got {address!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def client_tls_context(
+    ca: str | None = None, cert: str | None = None, key: str | None = None
+) -> ssl.SSLContext:
+    """TLS for a sender: verify the receiver against ``ca`` (the system store when None);
+    ``cert``/``key`` present a client certificate to receivers that require one."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+def _fmt(addr: Address) -> str:
+    host, port = addr
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class _Inbox:
+    """Incoming events sorted by type, for the push coroutine to await in any order."""
+
+    def __init__(self) -> None:
+        self.queues: defaultdict[type, asyncio.Queue[Any]] = defaultdict(asyncio.Queue)
+        self.errors: list[tuple[str, str]] = []
+        self.failure: BaseException | None = None
+
+    def put(self, event: ev.Event) -> None:
+        if isinstance(event, ev.PathError):
+            self.errors.append((event.path, event.message))
+        else:
+            self.queues[type(event)].put_nowait(event)
+
+    def fail(self, exc: BaseException) -> None:
+        if self.failure is None:
+            self.failure = exc
+        for q in self.queues.values():
+            q.put_nowait(None)
+
+    async def get(self, kind: type) -> Any:
+        q = self.queues[kind]
+        if q.empty() and self.failure is not None:
+            raise self.failure
+        item = await q.get()
+        if item is None:
+            assert self.failure is not None
+            raise self.failure
+        return item
+
+
+class SyncSession:
+    """An authenticated connection to one receiver, reusable for many pushes.
+
+    The receiver's file list is fetched by the first push and then kept up to date by each
+    push, so later pushes skip the receiver's scan (``refresh=True`` fetches it again)."""
+
+    def __init__(
+        self,
+        address: str | Address,
+        key: bytes,
+        *,
+        tls: ssl.SSLContext | None = None,
+        compress: bool = True,
+        timeout: float = 10.0,
+    ) -> None:
+        self.address = parse_address(address)
+        self.name = _fmt(self.address)
+        self._key = key
+        self._tls = tls
+        self._timeout = timeout
+        self._conn = SyncConnection(Role.CLIENT, key, secrets.token_bytes(32), compress=compress)
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self.manifest: Manifest | None = None
+        self._inbox = _Inbox()
+
+    # --- connection --------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Connect and authenticate (both ways) within ``timeout`` seconds."""
+        host, port = self.address
+        try:
+            async with asyncio.timeout(self._timeout):
+                self._reader, self._writer = await asyncio.open_connection(
+                    host,
+                    port,
+                    ssl=self._tls,
+                    server_hostname=host if self._tls else None,
+                    limit=_READ_SIZE,
+                )
+                sock = self._writer.get_extra_info("socket")
+                if sock is not None:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                hello = await self._next()
+                if not isinstance(hello, ev.Hello):
+                    raise ProtocolError(f"expected Hello, got {type(hello).__name__}")
+                self._send(self._conn.auth())
+                ok = await self._next()
+                if not isinstance(ok, ev.AuthOk):
+                    raise ProtocolError(f"expected AuthOk, got {type(ok).__name__}")
+        except TimeoutError:
+            await self.close()
+            raise TimeoutError(f"{self.name}: no answer within {self._timeout} s") from None
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Close the connection."""
+        if self._writer is not None:
+            w, self._writer = self._writer, None
+            w.close()
+            with contextlib.suppress(Exception):
+                await w.wait_closed()
+
+    async def __aenter__(self) -> SyncSession:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def bytes_sent(self) -> int:
+        return self._conn.bytes_sent
+
+    @property
+    def bytes_received(self) -> int:
+        return self._conn.bytes_received
+
+    def _send(self, event: ev.Event) -> None:
+        assert self._writer is not None
+        self._writer.write(self._conn.send(event))
+
+    async def _drain(self) -> None:
+        assert self._writer is not None
+        if self._inbox.failure is not None:
+            raise self._inbox.failure
+        await self._writer.drain()
+
+    async def _next(self) -> ev.Event:
+        """Read until one event is complete (used before the push's reader task runs)."""
+        assert self._reader is not None
+        while True:
+            event = self._conn.next_event()
+            if event is not NEED_DATA:
+                if isinstance(event, ev.Error):
+                    raise SyncError(f"{self.name}: {event.message}")
+                return event
+            self._conn.receive_data(await self._reader.read(_READ_SIZE))
+
+    async def _read_loop(self) -> None:
+        inbox = self._inbox
+        try:
+            while True:
+                event = await self._next()
+                inbox.put(event)
+                if isinstance(event, ev.Done):
+                    return
+        except asyncio.CancelledError:
+            raise
+        except ProtocolError as e:
+            inbox.fail(SyncError(f"{self.name}: {e}"))
+        except Exception as e:
+            inbox.fail(e)
+
+    # --- pushing -----------------------------------------------------------------------------
+
+    async def push(
+        self,
+        src: str | os.PathLike[str],
+        *,
+        paths: Iterable[str] | None = None,
+        checksum: bool = False,
+        excludes: Iterable[str] = (),
+        delete: bool = True,
+        delay_updates: bool = True,
+        refresh: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> SyncStats:
+        """Push ``src`` (or only ``paths`` under it, relative; a directory brings its subtree,
+        a vanished path is deleted) and return the statistics. Path errors at the receiver
+        land in ``stats.errors``; a failure of the whole push raises."""
+        excl = Excluder(excludes)
+        src_s = os.fspath(src)
+        if paths is None or self.manifest is None:
+            tree = (await asyncio.to_thread(scan, src_s, excl, checksum=checksum)).entries
+            scope = None
+        else:
+            scope = [p.strip("/") or "." for p in paths]
+            tree = await asyncio.to_thread(scan_paths, src_s, scope, excl, checksum=checksum)
+        return await self.push_tree(
+            src_s,
+            tree,
+            scope=scope,
+            checksum=checksum,
+            excludes=excl,
+            delete=delete,
+            delay_updates=delay_updates,
+            refresh=refresh,
+            progress=progress,
+        )
+
+    async def push_tree(
+        self,
+        src: str,
+        tree: Manifest,
+        *,
+        scope: Sequence[str] | None = None,
+        checksum: bool = False,
+        excludes: Excluder | None = None,
+        delete: bool = True,
+        delay_updates: bool = True,
+        refresh: bool = False,
+        progress: ProgressCallback | None = None,
+        stats: SyncStats | None = None,
+    ) -> SyncStats:
+        """Push an already scanned source ``tree`` (see :meth:`push`)."""
+        if self._writer is None:
+            raise SyncError(f"{self.name}: not connected")
+        st = stats if stats is not None else SyncStats(address=self.name)
+        t0 = time.perf_counter()
+        sent0, recv0 = self.bytes_sent, self.bytes_received
+        self._inbox = inbox = _Inbox()
+        reader = asyncio.create_task(self._read_loop())
+        want = refresh or self.manifest is None or (scope is None and checksum)
+        excl = excludes if excludes is not None else Excluder()
+        try:
+            self._send(ev.Begin(want, checksum, delay_updates, excl.patterns))
+            m: ev.Manifest = await inbox.get(ev.Manifest)
+            if m.complete or self.manifest is None:
+                self.manifest = {row[0]: Entry(*row) for row in m.rows}
+                scope = None if m.complete else scope
+            plan = compare(tree, self.manifest, checksum=checksum, delete=delete, scope=scope)
+            st.files_scanned += len(tree)
+            st.total_size += sum(e.size for e in tree.values() if e.kind == "f")
+            st.unchanged += plan.unchanged
+            await self._run_plan(src, tree, plan, st, progress)
+            done: ev.Done = await inbox.get(ev.Done)
+        except BaseException:
+            reader.cancel()
+            self.manifest = None
+            await self.close()
+            raise
+        await reader
+        c = done.counts
+        st.files_deleted += c.get("deleted", 0)
+        st.files_moved += c.get("moved", 0)
+        st.dirs_created += c.get("dirs", 0)
+        st.symlinks += c.get("symlinks", 0)
+        st.meta_updates += c.get("meta", 0)
+        st.errors.extend(inbox.errors)
+        update_manifest(self.manifest, tree, scope=scope, failed=done.failed)
+        st.bytes_sent += self.bytes_sent - sent0
+        st.bytes_received += self.bytes_received - recv0
+        st.elapsed += time.perf_counter() - t0
+        return st
+
+    async def _run_plan(
+        self,
+        src: str,
+        tree: Manifest,
+        plan: Plan,
+        st: SyncStats,
+        progress: ProgressCallback | None,
+    ) -> None:
+        inbox = self._inbox
+        cand_src, cand_dst = move_candidates(plan)
+        need_hash = [p for p in cand_dst if not self.manifest or not self.manifest[p].digest]
+        if need_hash:
+            self._send(ev.HashRequest(tuple(need_hash)))
+        basis = [e for e in plan.send if e.path in plan.basis]
+        if basis:
+            self._send(ev.SigRequest(tuple(e.path for e in basis)))
+        if plan.mkdirs:
+            self._send(ev.Mkdirs(tuple(plan.mkdirs)))
+        if plan.symlinks:
+            self._send(ev.Symlinks(tuple(plan.symlinks)))
+        held = set(cand_src)
+        for e in plan.send:
+            if e.path not in plan.basis and e.path not in held:
+                await self._send_literal(src, e, st, progress)
+        if cand_src:
+            src_dg = await asyncio.to_thread(_hash_all, src, plan, cand_src)
+            dst_dg: dict[str, str] = {}
+            if need_hash:
+                dst_dg = dict((await inbox.get(ev.Hashes)).pairs)
+            resolve_moves(plan, src_dg, dst_dg)
+            failed: tuple[str, ...] = ()
+            if plan.moves:
+                self._send(ev.Moves(tuple(plan.moves)))
+                failed = (await inbox.get(ev.MovesDone)).failed
+                if progress is not None:
+                    for mv in plan.moves:
+                        progress(self.name, f"{mv.old} => {mv.new}", 0)
+            leftover = [e for e in plan.send if e.path in held]
+            leftover += [tree[p] for p in failed if p in tree]
+            for e in leftover:
+                await self._send_literal(src, e, st, progress)
+        for e in basis:
+            sig: ev.Signature = await inbox.get(ev.Signature)
+            if sig.path != e.path:
+                raise SyncError(f"{self.name}: signature for {sig.path!r}, expected {e.path!r}")
+            await self._send_delta(src, e, sig.data, st, progress)
+        meta = plan.meta + plan.dir_meta
+        if meta:
+            self._send(ev.Meta(tuple(meta)))
+        if plan.deletes:
+            self._send(ev.Delete(tuple(plan.deletes)))
+            if progress is not None:
+                for p in plan.deletes:
+                    progress(self.name, f"deleting {p}", 0)
+        self._send(ev.End())
+        await self._drain()
+
+    async def _send_literal(
+        self, src: str, e: Entry, st: SyncStats, progress: ProgressCallback | None
+    ) -> None:
+        full = os.path.join(src, e.path)
+        try:
+            f = open(full, "rb", buffering=0)  # noqa: SIM115 - closed below
+        except OSError as exc:
+            st.errors.append((e.path, f"cannot read: {exc.strerror}"))
+            return
+        with f:
+            data = f.read(_CHUNK + 1)
+            if len(data) <= _CHUNK:
+                self._send(
+                    ev.File(e.path, e.mode, e.mtime_ns, xxhash.xxh3_128_hexdigest(data), data)
+                )
+                n = len(data)
+            else:
+                h = xxhash.xxh3_128()
+                self._send(ev.FileBegin(e.path, e.mode, e.mtime_ns, e.size, False))
+                n = 0
+                while data:
+                    h.update(data)
+                    n += len(data)
+                    self._send(ev.FileData(data))
+                    await self._drain()
+                    data = f.read(_CHUNK)
+                self._send(ev.FileEnd(h.hexdigest()))
+        st.files_sent += 1
+        st.literal_bytes += n
+        if progress is not None:
+            progress(self.name, e.path, n)
+        await self._drain()
+
+    async def _send_delta(
+        self, src: str, e: Entry, sig_data: bytes, st: SyncStats, progress: ProgressCallback | None
+    ) -> None:
+        if not sig_data:
+            await self._send_literal(src, e, st, progress)
+            return
+        sig = dl.decode_signature(sig_data)
+        full = os.path.join(src, e.path)
+        try:
+            f = open(full, "rb", buffering=0)  # noqa: SIM115 - closed below
+        except OSError as exc:
+            st.errors.append((e.path, f"cannot read: {exc.strerror}"))
+            return
+        h = xxhash.xxh3_128()
+        ds = dl.DeltaStats()
+
+        def chunks() -> Iterator[bytes]:
+            while piece := f.read(_READ_CHUNK):
+                h.update(piece)
+                yield piece
+
+        ops = dl.delta(sig, chunks(), stats=ds)
+
+        def batch() -> bytes:
+            parts: list[bytes] = []
+            size = 0
+            for op in ops:
+                b = dl.encode_op(op)
+                parts.append(b)
+                size += len(b)
+                if size >= _CHUNK:
+                    break
+            return b"".join(parts)
+
+        with f:
+            self._send(ev.FileBegin(e.path, e.mode, e.mtime_ns, e.size, True))
+            threaded = e.size >= _THREAD_MIN
+            while True:
+                data = await asyncio.to_thread(batch) if threaded else batch()
+                if not data:
+                    break
+                self._send(ev.FileData(data))
+                await self._drain()
+            self._send(ev.FileEnd(h.hexdigest()))
+        st.files_sent += 1
+        st.literal_bytes += ds.literal_bytes
+        st.matched_bytes += ds.matched_bytes
+        if progress is not None:
+            progress(self.name, e.path, ds.literal_bytes)
+        await self._drain()
+
+
+def _hash_all(src: str, plan: Plan, paths: Iterable[str]) -> dict[str, str]:
+    by_path = {e.path: e for e in plan.send}
+    out = {}
+    for p in paths:
+        e = by_path.get(p)
+        if e is not None and e.digest:
+            out[p] = e.digest
+            continue
+        with contextlib.suppress(OSError):
+            out[p] = hash_file(os.path.join(src, p))
+    return out
+
+
+async def push(
+    src: str | os.PathLike[str],
+    addresses: Sequence[str | Address],
+    *,
+    key: bytes,
+    checksum: bool = False,
+    excludes: Iterable[str] = (),
+    compress: bool = True,
+    delete: bool = True,
+    delay_updates: bool = True,
+    tls: ssl.SSLContext | None = None,
+    timeout: float = 10.0,
+    progress: ProgressCallback | None = None,
+) -> list[SyncStats]:
+    """Push the tree ``src`` to every receiver in ``addresses`` in parallel.
+
+    Returns one :class:`~.stats.SyncStats` per receiver, in order; a receiver that could not
+    be reached or failed as a whole has ``error`` set, and does not affect the others."""
+    excl = Excluder(excludes)
+    src_s = os.fspath(src)
+    tree_task = asyncio.ensure_future(asyncio.to_thread(scan, src_s, excl, checksum=checksum))
+
+    async def one(address: str | Address) -> SyncStats:
+        st = SyncStats(address=str(address))
+        t0 = time.perf_counter()
+        session: SyncSession | None = None
+        try:
+            session = SyncSession(address, key, tls=tls, compress=compress, timeout=timeout)
+            st.address = session.name
+            await session.connect()
+        except (OSError, ProtocolError, SyncError, ValueError, ssl.SSLError) as e:
+            st.error = _describe(e)
+            session = None
+        tree = (await tree_task).entries  # a scan failure is everyone's: it propagates
+        if session is not None:
+            try:
+                await session.push_tree(
+                    src_s,
+                    tree,
+                    checksum=checksum,
+                    excludes=excl,
+                    delete=delete,
+                    delay_updates=delay_updates,
+                    progress=progress,
+                    stats=st,
+                )
+            except (OSError, ProtocolError, SyncError, ValueError, ssl.SSLError) as e:
+                st.error = _describe(e)
+            finally:
+                await session.close()
+        st.elapsed = time.perf_counter() - t0
+        return st
+
+    try:
+        return list(await asyncio.gather(*(one(a) for a in addresses)))
+    finally:
+        if not tree_task.done():
+            tree_task.cancel()
+        await asyncio.gather(tree_task, return_exceptions=True)
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, ConnectionRefusedError):
+        return "connection refused (is the receiver running?)"
+    if isinstance(e, TimeoutError):
+        return str(e) or "timed out"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    return str(e) or type(e).__name__
