@@ -1,0 +1,358 @@
+"""The server side of one MySQL client connection, as a sans-IO state machine.
+
+Feed it the bytes the client sent (:meth:`ServerConnection.receive_data`), take events out
+(:meth:`~ServerConnection.next_event`), answer each command with :meth:`~ServerConnection.send`,
+and write :meth:`~ServerConnection.data_to_send` to the socket. ``send`` only queues, so a shell
+that answers a batch of events writes them with one ``transport.write``. The core never reads
+the clock, the network or the random source: the nonce and connection id are passed in.
+
+Things the core answers on its own, because they are protocol rather than SQL: the auth switch
+to mysql_native_password, COM_SET_OPTION, COM_STMT_CLOSE (no answer), the prepared statement
+commands (ERR 1295, not supported) and unknown commands (ERR 1047).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+
+from .auth import NATIVE_PLUGIN
+from .events import (
+    NEED_DATA,
+    Error,
+    Event,
+    FieldList,
+    InitDb,
+    Login,
+    Ok,
+    Ping,
+    Query,
+    Quit,
+    ResetConnection,
+    Response,
+    ResultSet,
+)
+from .handshake import (
+    CLIENT_DEPRECATE_EOF,
+    CLIENT_MULTI_STATEMENTS,
+    CLIENT_PLUGIN_AUTH,
+    SERVER_CAPABILITIES,
+    SERVER_VERSION,
+    build_auth_switch_request,
+    build_handshake,
+    parse_handshake_response,
+)
+from .packets import PacketReader, ProtocolError, append_packet, next_seq
+from .results import (
+    SERVER_MORE_RESULTS_EXISTS,
+    ColumnLike,
+    append_result_set,
+    column_definition,
+    eof_packet,
+    err_packet,
+    ok_packet,
+)
+
+__all__ = ["LocalProtocolError", "ServerConnection", "State"]
+
+COM_QUIT = 0x01
+COM_INIT_DB = 0x02
+COM_QUERY = 0x03
+COM_FIELD_LIST = 0x04
+COM_PING = 0x0E
+COM_STMT_PREPARE = 0x16
+COM_STMT_EXECUTE = 0x17
+COM_STMT_SEND_LONG_DATA = 0x18
+COM_STMT_CLOSE = 0x19
+COM_STMT_RESET = 0x1A
+COM_SET_OPTION = 0x1B
+COM_STMT_FETCH = 0x1C
+COM_RESET_CONNECTION = 0x1F
+
+_PREPARED = {COM_STMT_PREPARE, COM_STMT_EXECUTE, COM_STMT_RESET, COM_STMT_FETCH}
+
+
+class State(enum.Enum):
+    """Where the connection is; see the transition table below."""
+
+    HANDSHAKE = "handshake"  # greeting sent, waiting for the HandshakeResponse
+    AUTH_SWITCH = "auth_switch"  # auth switch request sent, waiting for the new answer
+    AUTHENTICATING = "authenticating"  # Login handed out, waiting for send(Ok | Error)
+    COMMAND = "command"  # idle, waiting for the next command
+    RESPONDING = "responding"  # a command handed out, waiting for its answer
+    CLOSED = "closed"  # Quit, failed login or protocol error: nothing more happens
+
+
+class LocalProtocolError(Exception):
+    """The caller used the core out of order (e.g. send() with no command pending)."""
+
+
+# The whole protocol, one row per transition: (state, what happened) -> next state.
+# "what happened" is an incoming message ("login", "switch", "command", "quit", "answered":
+# a command the core answered itself) or a response passed to send() ("ok", "error", "result").
+# Any ProtocolError moves to CLOSED. A pair missing here is a LocalProtocolError.
+_TRANSITIONS: dict[tuple[State, str], State] = {
+    (State.HANDSHAKE, "login"): State.AUTHENTICATING,
+    (State.HANDSHAKE, "switch"): State.AUTH_SWITCH,
+    (State.AUTH_SWITCH, "login"): State.AUTHENTICATING,
+    (State.AUTHENTICATING, "ok"): State.COMMAND,
+    (State.AUTHENTICATING, "error"): State.CLOSED,
+    (State.COMMAND, "command"): State.RESPONDING,
+    (State.COMMAND, "answered"): State.COMMAND,
+    (State.COMMAND, "quit"): State.CLOSED,
+    (State.RESPONDING, "ok"): State.COMMAND,
+    (State.RESPONDING, "error"): State.COMMAND,
+    (State.RESPONDING, "result"): State.COMMAND,
+}
+
+
+class ServerConnection:
+    """Protocol state of one client connection (server side).
+
+    ``scramble`` is the 20-byte nonce (see :func:`pylamp.db.mysql.auth.make_scramble`).
+    The greeting is queued at construction: call :meth:`data_to_send` first.
+    """
+
+    def __init__(
+        self,
+        connection_id: int,
+        scramble: bytes,
+        *,
+        server_version: str = SERVER_VERSION,
+        max_packet: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.connection_id = connection_id
+        self.scramble = scramble
+        self.state = State.HANDSHAKE
+        self.capabilities = 0
+        self.multi_statements = False
+        self._deprecate_eof = False
+        self._reader = PacketReader(max_packet)
+        self._out = bytearray()
+        self._seq = append_packet(
+            self._out, build_handshake(connection_id, scramble, server_version=server_version), 0
+        )
+        self._pending_login: Login | None = None
+        self._pending: Event | None = None
+
+    # -- input ------------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Add bytes read from the client. ``b""`` means the client closed the connection."""
+        if not data:
+            if self.state is not State.CLOSED:
+                self.state = State.CLOSED
+                self._pending = Quit()
+            return
+        self._reader.feed(data)
+
+    def next_event(self) -> Event:
+        """The next client event, or NEED_DATA.
+
+        Raises :class:`ProtocolError` for malformed input after queueing an ERR packet for the
+        client: write :meth:`data_to_send`, then close the connection.
+        """
+        if self._pending is not None:
+            event, self._pending = self._pending, None
+            return event
+        state = self.state
+        if state is State.RESPONDING or state is State.AUTHENTICATING or state is State.CLOSED:
+            return NEED_DATA
+        try:
+            packet = self._reader.next_packet()
+            if packet is None:
+                return NEED_DATA
+            seq, payload = packet
+            if seq != (0 if state is State.COMMAND else self._seq):
+                raise ProtocolError("packets out of order", 1156, "08S01")
+            self._seq = next_seq(seq, len(payload))
+            if state is State.COMMAND:
+                return self._command(payload)
+            return self._handshake(payload)
+        except ProtocolError as exc:
+            self._fail(exc)
+            raise
+
+    def _fail(self, exc: ProtocolError) -> None:
+        if self.state is State.HANDSHAKE or self.state is State.AUTH_SWITCH:
+            exc.errno, exc.sqlstate = 1043, "08S01"
+            message = f"Bad handshake: {exc}"
+        else:
+            message = f"Malformed communication packet: {exc}"
+        append_packet(self._out, err_packet(exc.errno, exc.sqlstate, message), self._seq)
+        self.state = State.CLOSED
+
+    def _handshake(self, payload: bytes) -> Event:
+        if self.state is State.HANDSHAKE:
+            response = parse_handshake_response(payload)
+            self.capabilities = response.capabilities & SERVER_CAPABILITIES
+            self.multi_statements = bool(self.capabilities & CLIENT_MULTI_STATEMENTS)
+            self._deprecate_eof = bool(self.capabilities & CLIENT_DEPRECATE_EOF)
+            login = Login(
+                user=response.user,
+                auth_response=response.auth_response,
+                scramble=self.scramble,
+                database=response.database,
+                capabilities=self.capabilities,
+                charset=response.charset,
+                attributes=response.attributes,
+            )
+            plugin = response.plugin if self.capabilities & CLIENT_PLUGIN_AUTH else None
+            if plugin is not None and plugin != NATIVE_PLUGIN:
+                # Another plugin (caching_sha2_password, client_ed25519, ...): ask the client to
+                # answer the same nonce the mysql_native_password way.
+                self._pending_login = login
+                self._seq = append_packet(
+                    self._out, build_auth_switch_request(NATIVE_PLUGIN, self.scramble), self._seq
+                )
+                self._transition("switch")
+                return self.next_event()
+            self._transition("login")
+            return login
+        assert self._pending_login is not None
+        login = self._pending_login
+        self._pending_login = None
+        self._transition("login")
+        return Login(
+            user=login.user,
+            auth_response=payload,
+            scramble=login.scramble,
+            database=login.database,
+            capabilities=login.capabilities,
+            charset=login.charset,
+            attributes=login.attributes,
+        )
+
+    def _command(self, payload: bytes) -> Event:
+        if not payload:
+            raise ProtocolError("empty command packet")
+        command = payload[0]
+        if command == COM_QUERY:
+            self._transition("command")
+            return Query(payload[1:].decode("utf-8", "surrogateescape"), self.multi_statements)
+        if command == COM_PING:
+            self._transition("command")
+            return Ping()
+        if command == COM_INIT_DB:
+            self._transition("command")
+            return InitDb(payload[1:].decode("utf-8", "surrogateescape"))
+        if command == COM_QUIT:
+            self._transition("quit")
+            return Quit()
+        if command == COM_FIELD_LIST:
+            end = payload.find(b"\0", 1)
+            if end < 0:
+                raise ProtocolError("COM_FIELD_LIST without a NUL after the table name")
+            self._transition("command")
+            return FieldList(
+                payload[1:end].decode("utf-8", "surrogateescape"),
+                payload[end + 1 :].decode("utf-8", "surrogateescape"),
+            )
+        if command == COM_RESET_CONNECTION:
+            self._transition("command")
+            return ResetConnection()
+        if command == COM_SET_OPTION:
+            if len(payload) != 3 or payload[1] > 1 or payload[2]:
+                self._answer(err_packet(1047, "08S01", "Unknown COM_SET_OPTION value"))
+            else:
+                self.multi_statements = payload[1] == 0
+                self._answer(self._eof(2))
+            return self.next_event()
+        if command == COM_STMT_CLOSE:
+            self._transition("answered")  # COM_STMT_CLOSE has no response
+            return self.next_event()
+        if command in _PREPARED:
+            message = "Prepared statements are not supported; use the text protocol"
+            self._answer(err_packet(1295, "HY000", message))
+            return self.next_event()
+        self._answer(err_packet(1047, "08S01", f"Unknown command 0x{command:02x}"))
+        return self.next_event()
+
+    def _answer(self, payload: bytes) -> None:
+        self._seq = append_packet(self._out, payload, self._seq)
+        self._transition("answered")
+
+    def _transition(self, what: str) -> None:
+        try:
+            self.state = _TRANSITIONS[self.state, what]
+        except KeyError:
+            raise LocalProtocolError(
+                f"{what!r} is not allowed in state {self.state.name}"
+            ) from None
+
+    # -- output -----------------------------------------------------------------------------
+
+    def send(self, *responses: Response) -> None:
+        """Queue the answer to the pending Login or command.
+
+        Several responses answer a multi-statement query: every one but the last is marked
+        SERVER_MORE_RESULTS_EXISTS. An Error ends the answer (later statements did not run).
+        """
+        if not responses:
+            raise LocalProtocolError("send() needs at least one response")
+        state = self.state
+        if state is State.AUTHENTICATING:
+            if len(responses) != 1 or not isinstance(responses[0], Ok | Error):
+                raise LocalProtocolError("a Login is answered with exactly one Ok or Error")
+        elif state is not State.RESPONDING:
+            raise LocalProtocolError(f"nothing to answer in state {state.name}")
+        out = self._out
+        seq = self._seq
+        last = len(responses) - 1
+        for i, response in enumerate(responses):
+            more = SERVER_MORE_RESULTS_EXISTS if i < last else 0
+            if isinstance(response, ResultSet):
+                seq = append_result_set(
+                    out,
+                    seq,
+                    response.columns,
+                    response.rows,
+                    response.status | more,
+                    response.warnings,
+                    self._deprecate_eof,
+                )
+                what = "result"
+            elif isinstance(response, Ok):
+                payload = ok_packet(
+                    response.affected_rows,
+                    response.last_insert_id,
+                    response.status | more,
+                    response.warnings,
+                    response.info,
+                )
+                seq = append_packet(out, payload, seq)
+                what = "ok"
+            elif isinstance(response, Error):
+                seq = append_packet(
+                    out, err_packet(response.errno, response.sqlstate, response.message), seq
+                )
+                what = "error"
+                if i < last:
+                    raise LocalProtocolError("an Error must be the last response")
+            else:
+                seq = self._field_list(out, seq, response.columns, response.status)
+                what = "result"
+        self._seq = seq
+        self._transition(what)
+
+    def _field_list(
+        self, out: bytearray, seq: int, columns: Sequence[ColumnLike], status: int
+    ) -> int:
+        # COM_FIELD_LIST: column definitions, each followed by a (here empty: 0xFB) default
+        # value, then the terminator; there is no column count packet.
+        for col in columns:
+            seq = append_packet(out, column_definition(col) + b"\xfb", seq)
+        return append_packet(out, self._eof(status), seq)
+
+    def _eof(self, status: int) -> bytes:
+        if self._deprecate_eof:
+            return ok_packet(0, 0, status, 0, header=0xFE)
+        return eof_packet(status)
+
+    def data_to_send(self) -> bytes:
+        """Take the bytes queued for the client (empty if none)."""
+        if not self._out:
+            return b""
+        data = bytes(self._out)
+        self._out.clear()
+        return data
