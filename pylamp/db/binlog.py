@@ -169,11 +169,11 @@ class Binlog:
 
     # -- opening, recovery, rotation, close --------------------------------------------------
 
-    def _scan(self, name: str, limit: int | None = None) -> tuple[int, int, int]:
+    def _scan(self, name: str) -> tuple[int, int, int]:
         """Scan a file: (end of last complete transaction, end of valid events, max xid)."""
         path = self.directory / name
         with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size if limit is None else limit
+            size = os.fstat(f.fileno()).st_size
             if f.read(len(MAGIC)) != MAGIC:
                 return 0, 0, 0
             assembler = TransactionAssembler()
@@ -328,12 +328,21 @@ class Binlog:
                     add(Query(s.db, s.sql, thread_id, microseconds=micros))
                 add(Xid(self._next_xid))
                 self._next_xid += 1
-            self._write(b"".join(parts))
-            self._unsynced += 1
-            if self.sync and self._unsynced >= self.sync:
+            start = self._pos
+            try:
+                self._write(b"".join(parts))
+                self._unsynced += 1
+                if self.sync and self._unsynced >= self.sync:
+                    assert self._fd is not None
+                    os.fdatasync(self._fd)
+                    self._unsynced = 0
+            except OSError:
+                # disk full or I/O error: take the partial write back, the caller must not commit
                 assert self._fd is not None
-                os.fdatasync(self._fd)
-                self._unsynced = 0
+                os.ftruncate(self._fd, start)
+                os.lseek(self._fd, start, os.SEEK_SET)
+                self._pos = start
+                raise
             end = Position(self._file, self._pos)
             if self._pos >= self.max_size:
                 self.rotate()

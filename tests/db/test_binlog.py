@@ -268,3 +268,23 @@ def test_mysqlbinlog_reads_our_files(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert "DELETE FROM t WHERE id = 1" in r.stdout and "UPDATE" not in r.stdout
+
+
+def test_failed_sync_takes_the_write_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pylamp.db.binlog as binlog_module
+
+    with Binlog(tmp_path, "f", 1) as b:
+        b.append_transaction("a", ["INSERT INTO t VALUES (1)"], T0)
+        before = b.position()
+
+        def broken(fd: int) -> None:
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr(binlog_module.os, "fdatasync", broken)
+        with pytest.raises(OSError):
+            b.append_transaction("a", ["INSERT INTO t VALUES (2)"], T0)
+        assert b.position() == before
+        assert (tmp_path / before.file).stat().st_size == before.pos
+        monkeypatch.undo()
+        b.append_transaction("a", ["INSERT INTO t VALUES (3)"], T0)
+        assert _statements(b) == [("INSERT INTO t VALUES (1)",), ("INSERT INTO t VALUES (3)",)]
