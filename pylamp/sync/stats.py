@@ -102,29 +102,35 @@ def stats_json(results: Iterable[SyncStats]) -> str:
 
 
 class Progress:
-    """Progress of a push: a redrawn bar when ``stream`` is a terminal, else one plain line
-    per file. Call :meth:`update` with the receiver and the path just done."""
+    """Progress of a push: a redrawn status line when ``stream`` is a terminal (with a bar
+    when the total is known), else one plain line per file. Call :meth:`update` with the
+    receiver and the path just done."""
 
-    def __init__(self, total_files: int, stream: TextIO | None = None) -> None:
+    def __init__(self, total_files: int | None = None, stream: TextIO | None = None) -> None:
         self.stream = stream if stream is not None else sys.stdout
         self.tty = self.stream.isatty()
-        self.total = max(total_files, 1)
+        self.total = total_files
         self.done = 0
+        self.nbytes = 0
 
     def update(self, address: str, path: str, nbytes: int) -> None:
         """One file (or move, or deletion) finished at ``address``."""
         self.done += 1
+        self.nbytes += nbytes
         if self.tty:
-            width = 30
-            frac = min(self.done / self.total, 1.0)
-            bar = "#" * int(frac * width)
-            self.stream.write(f"\r[{bar:<{width}}] {self.done}/{self.total} {path[-40:]:<40}"[:120])
+            if self.total:
+                width = 30
+                bar = "#" * int(min(self.done / self.total, 1.0) * width)
+                head = f"[{bar:<{width}}] {self.done}/{self.total}"
+            else:
+                head = f"{self.done} done, {self.nbytes:,} bytes"
+            self.stream.write(f"\r{head} {path[-50:]:<50}"[:120])
         else:
             self.stream.write(f"{address} {path} {nbytes}\n")
         self.stream.flush()
 
     def close(self) -> None:
-        """Finish the bar's line (terminals only)."""
+        """Finish the status line (terminals only)."""
         if self.tty and self.done:
             self.stream.write("\n")
             self.stream.flush()
