@@ -344,6 +344,8 @@ def load_zone(text: str, *, origin: str | None = None, filename: str = "<zone>")
 
     ``origin`` is the initial ``$ORIGIN`` (the zone's name); if None, the first
     ``$ORIGIN`` line or else the SOA owner (which must then be absolute) names the zone.
+    A record without a TTL takes ``$TTL``, else the last TTL written, else the SOA
+    minimum (BIND's rules for files without ``$TTL``).
     Raises :class:`ZoneError` with ``filename`` and the line for: syntax errors, unknown
     types or classes, bad record data, no SOA or more than one, records outside the zone,
     and a CNAME beside other data. Duplicate records are dropped (as BIND does) and a set
@@ -424,6 +426,8 @@ def load_zone(text: str, *, origin: str | None = None, filename: str = "<zone>")
                 ttl = last_ttl
             elif rtype_name == "SOA":
                 ttl = int(rdata.times[4])  # type: ignore[attr-defined]
+            elif soa is not None:
+                ttl = int(soa.rdata.times[4])
             else:
                 raise err("no TTL, no $TTL and no earlier TTL")
         else:
