@@ -61,7 +61,7 @@ _SIG_VERSION = 1
 _OP_COPY = 0
 _OP_LITERAL = 1
 _PATCH_PIECE = 1 << 20  # bytes per read_old call in patch
-_SIG_BATCH = 1 << 20  # bytes hashed per vectorised signature step
+_SIG_BATCH = 1 << 18  # bytes hashed per vectorised signature step
 _WINDOW_MAX = 1 << 20  # offsets searched per numpy step, at most
 _HASH_MULT = np.uint32(0x9E3779B1)  # Fibonacci hashing of weak sums into the filter bitmap
 
