@@ -131,19 +131,25 @@ class Hashes(Event):
 
 @dataclass(frozen=True, slots=True)
 class SigRequest(Event):
-    """Sender -> receiver: block signatures wanted for these basis files, in this order."""
+    """Sender -> receiver: block signatures wanted for these basis files, in this order.
+    ``digests`` (parallel to ``paths``, ``""`` when unknown) are the source files' whole-file
+    hashes: a basis that already has that content is answered ``same`` instead (a file whose
+    mtime alone changed costs no signature)."""
 
     code: ClassVar[int] = 14
     paths: tuple[str, ...]
+    digests: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Signature(Event):
-    """Receiver -> sender: one basis file's encoded signature (empty if it has none)."""
+    """Receiver -> sender: one basis file's encoded signature (empty if it has none), or
+    ``same`` when its content already has the digest the sender gave."""
 
     code: ClassVar[int] = 15
     blob: ClassVar[str | None] = "data"
     path: str
+    same: bool
     data: bytes
 
 

@@ -28,7 +28,7 @@ import shutil
 import socket
 import ssl
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -378,27 +378,35 @@ class _Push:
                 log.info("move to %r failed (%s); the sender will send it", new, e)
         return failed
 
-    def signature(self, path: str) -> bytes:
-        """The encoded signature of the basis file at ``path`` (b"" when it has none)."""
+    def signature(self, path: str, digest: str = "") -> tuple[bool, bytes]:
+        """(True, b"") when the basis file at ``path`` already has content ``digest``, else
+        (False, its encoded signature), or (False, b"") when it has none."""
         try:
             full = self.resolve(path)
             fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW)
         except (PathRefused, OSError):
-            return b""
+            return False, b""
         try:
             size = os.fstat(fd).st_size
+            if digest:
+                h = xxhash.xxh3_128()
+                while piece := os.read(fd, _READ_SIZE * 4):
+                    h.update(piece)
+                if h.hexdigest() == digest:
+                    return True, b""
+                os.lseek(fd, 0, os.SEEK_SET)
 
-            def chunks() -> Any:
+            def chunks() -> Iterator[bytes]:
                 while piece := os.read(fd, _READ_SIZE * 4):
                     yield piece
 
             sig = dl.signature(chunks(), length=size)
         except (OSError, ValueError):
-            return b""
+            return False, b""
         finally:
             os.close(fd)
         self.sigs[path] = sig
-        return dl.encode_signature(sig)
+        return False, dl.encode_signature(sig)
 
     def hashes(self, paths: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
         out = []
@@ -631,7 +639,7 @@ class _Handler:
             self.send_errors(push.file_end(event))
         elif isinstance(event, ev.SigRequest):
             await self._await_sigs()
-            self.sig_task = asyncio.create_task(self.signatures(push, event.paths))
+            self.sig_task = asyncio.create_task(self.signatures(push, event))
         elif isinstance(event, ev.Mkdirs):
             self.send_errors(push.mkdirs(event.rows))
         elif isinstance(event, ev.Symlinks):
@@ -683,8 +691,9 @@ class _Handler:
             self.send(ev.Manifest(False, ()))
         await self.writer.drain()
 
-    async def signatures(self, push: _Push, paths: tuple[str, ...]) -> None:
-        for p in paths:
+    async def signatures(self, push: _Push, req: ev.SigRequest) -> None:
+        digests = req.digests if len(req.digests) == len(req.paths) else ("",) * len(req.paths)
+        for p, digest in zip(req.paths, digests, strict=True):
             if not isinstance(p, str):
                 continue
             try:
@@ -692,10 +701,10 @@ class _Handler:
             except (PathRefused, OSError):
                 size = 0
             if size >= _BIG_FILE:
-                data = await asyncio.to_thread(push.signature, p)
+                same, data = await asyncio.to_thread(push.signature, p, digest)
             else:
-                data = push.signature(p)
-            self.send(ev.Signature(p, data))
+                same, data = push.signature(p, digest)
+            self.send(ev.Signature(p, same, data))
             await self.writer.drain()
 
     async def _await_sigs(self) -> None:

@@ -355,7 +355,16 @@ class SyncSession:
             self._send(ev.HashRequest(tuple(need_hash)))
         basis = [e for e in plan.send if e.path in plan.basis]
         if basis:
-            self._send(ev.SigRequest(tuple(e.path for e in basis)))
+            # A basis of the same size may differ only in mtime: send our digest so the
+            # receiver can answer "same" instead of a signature.
+            assert self.manifest is not None
+            same_size = [e for e in basis if self.manifest[e.path].size == e.size]
+            digests = await asyncio.to_thread(_digests, src, same_size)
+            self._send(
+                ev.SigRequest(
+                    tuple(e.path for e in basis), tuple(digests.get(e.path, "") for e in basis)
+                )
+            )
         if plan.mkdirs:
             self._send(ev.Mkdirs(tuple(plan.mkdirs)))
         if plan.symlinks:
@@ -365,7 +374,8 @@ class SyncSession:
             if e.path not in plan.basis and e.path not in held:
                 await self._send_literal(src, e, st, progress)
         if cand_src:
-            src_dg = await asyncio.to_thread(_hash_all, src, plan, cand_src)
+            by_path = {e.path: e for e in plan.send}
+            src_dg = await asyncio.to_thread(_digests, src, [by_path[p] for p in cand_src])
             dst_dg: dict[str, str] = {}
             if need_hash:
                 dst_dg = dict((await inbox.get(ev.Hashes)).pairs)
@@ -381,12 +391,16 @@ class SyncSession:
             leftover += [tree[p] for p in failed if p in tree]
             for e in leftover:
                 await self._send_literal(src, e, st, progress)
+        touched: list[Entry] = []
         for e in basis:
             sig: ev.Signature = await inbox.get(ev.Signature)
             if sig.path != e.path:
                 raise SyncError(f"{self.name}: signature for {sig.path!r}, expected {e.path!r}")
-            await self._send_delta(src, e, sig.data, st, progress)
-        meta = plan.meta + plan.dir_meta
+            if sig.same:
+                touched.append(e)
+            else:
+                await self._send_delta(src, e, sig.data, st, progress)
+        meta = plan.meta + touched + plan.dir_meta
         if meta:
             self._send(ev.Meta(tuple(meta)))
         if plan.deletes:
@@ -482,16 +496,14 @@ class SyncSession:
         await self._drain()
 
 
-def _hash_all(src: str, plan: Plan, paths: Iterable[str]) -> dict[str, str]:
-    by_path = {e.path: e for e in plan.send}
+def _digests(src: str, entries: Iterable[Entry]) -> dict[str, str]:
     out = {}
-    for p in paths:
-        e = by_path.get(p)
-        if e is not None and e.digest:
-            out[p] = e.digest
-            continue
-        with contextlib.suppress(OSError):
-            out[p] = hash_file(os.path.join(src, p))
+    for e in entries:
+        if e.digest:
+            out[e.path] = e.digest
+        else:
+            with contextlib.suppress(OSError):
+                out[e.path] = hash_file(os.path.join(src, e.path))
     return out
 
 
