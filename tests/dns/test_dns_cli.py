@@ -1,0 +1,138 @@
+"""`python -m pylamp.dns` end to end, in subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import dns.asyncquery
+import dns.message
+import dns.rcode
+from dns_testzones import FOO_ZONE
+
+from pylamp.config import default_topology, dump_topology
+
+TIMEOUT = 20.0
+READY = re.compile(rb"listening on udp (\S+):(\d+) tcp (\S+):(\d+)")
+
+
+@asynccontextmanager
+async def running(*args: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pylamp.dns",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)
+        match = READY.search(line)
+        assert match, line
+        assert match.group(2) == match.group(4)
+        yield proc, int(match.group(2))
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def query(port: int, name: str) -> dns.message.Message:
+    q = dns.message.make_query(name, "A")
+    return await dns.asyncquery.udp(q, "127.0.0.1", port=port, timeout=5)
+
+
+async def wait_for_line(stream: asyncio.StreamReader, needle: bytes) -> bytes:
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            line = await stream.readline()
+            assert line, f"stream ended before {needle!r}"
+            if needle in line:
+                return line
+
+
+async def test_cli_serves_reloads_on_sighup_and_stops_on_sigterm(tmp_path: Path) -> None:
+    zone = tmp_path / "foo.zone"
+    zone.write_text(FOO_ZONE)
+    async with running("--zone", str(zone), "--listen", "127.0.0.1:0") as (proc, port):
+        assert proc.stderr is not None
+        reply = await query(port, "www.foo.com")
+        assert len(reply.answer[0]) == 3
+        zone.write_text(FOO_ZONE + "bad IN AX 1\n")
+        proc.send_signal(signal.SIGHUP)
+        line = await wait_for_line(proc.stderr, b"not reloaded")
+        assert f"{zone}:{FOO_ZONE.count(chr(10)) + 1}: unknown record type 'AX'".encode() in line
+        assert len((await query(port, "www.foo.com")).answer[0]) == 3
+        zone.write_text(FOO_ZONE.replace("2006032801", "2006032802") + "new IN A 10.0.0.7\n")
+        proc.send_signal(signal.SIGHUP)
+        await wait_for_line(proc.stderr, b"serial 2006032802")
+        assert (await query(port, "new.foo.com")).answer[0][0].address == "10.0.0.7"
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), TIMEOUT) == 0
+
+
+async def test_cli_refuses_bad_zone_with_file_and_line(tmp_path: Path) -> None:
+    zone = tmp_path / "bad.zone"
+    zone.write_text("$ORIGIN foo.com.\n$TTL 60\n@ SOA ns h 1 2 3 4 5\nwww AX 1.2.3.4\n")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pylamp.dns",
+        "--zone",
+        str(zone),
+        "--listen",
+        "127.0.0.1:0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    assert proc.returncode == 2
+    assert f"{zone}:4: unknown record type 'AX'".encode() in err
+    assert out == b""
+
+
+async def test_cli_bad_arguments() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pylamp.dns",
+        "--zone",
+        "x.zone",
+        "--listen",
+        "nowhere",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    assert proc.returncode == 2 and b"expected HOST:PORT" in err
+
+
+async def test_cli_from_topology_generates_the_zone(tmp_path: Path) -> None:
+    topology = default_topology()
+    ns1 = dataclasses.replace(topology.dns[0], host="127.0.0.1", port=0)
+    topology = dataclasses.replace(
+        topology,
+        cluster=dataclasses.replace(topology.cluster, data_dir=str(tmp_path / "data")),
+        dns=(ns1, *topology.dns[1:]),
+    )
+    config = tmp_path / "cluster.toml"
+    config.write_text(dump_topology(topology))
+    async with running("--config", str(config), "--name", "ns1") as (proc, port):
+        reply = await query(port, "www.foo.com")
+        assert reply.rcode() == dns.rcode.NOERROR
+        assert sorted(rr.address for rr in reply.answer[0]) == [
+            "127.0.2.1",
+            "127.0.2.2",
+            "127.0.2.3",
+        ]
+        assert (tmp_path / "data" / "ns1" / "foo.com.zone").exists()
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), TIMEOUT) == 0
