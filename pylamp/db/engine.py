@@ -1,0 +1,2622 @@
+"""SQLite execution of MySQL statements: databases, sessions, transactions, users, binlog hook.
+
+Layout: one SQLite file per database (``<data_dir>/<db>.sqlite``, WAL mode) plus the system
+file ``mysql.sqlite`` (users, grants).  Each :class:`Session` owns one SQLite connection whose
+main database is an empty in-memory one; MySQL databases are ATTACHed under their own names as
+statements need them, and unqualified table names are qualified with the current database when
+a statement is compiled, so ``USE`` is just a session variable and ``SELECT * FROM other.t``
+works across databases.
+
+Concurrency: reads run on the session's own connection without any lock (WAL: a long read never
+blocks a writer).  Writes take the engine's single writer lock, held from a transaction's first
+write to its commit or rollback, because the binlog orders all writes.  Inside an explicit
+transaction, reads before the first write see the latest committed data (READ COMMITTED); from
+the first write on they see the transaction's own snapshot.
+
+Commit path (the binlog is the redo log): inside the writer lock, right before SQLite's COMMIT,
+the transaction's determinised statements go to ``binlog.append_transaction`` (appended and
+fsynced), and the returned end position is written into ``_pylamp_meta`` of every database the
+transaction touched, in the same SQLite transaction.  :meth:`Engine.recover` re-applies
+complete transactions past each database's stored position through :func:`apply_statement`,
+the same function the master's own execution and a replica use.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlglot import exp
+
+from pylamp.db import sql as sqlmod
+from pylamp.db.accounts import ALL_PRIVILEGES, GLOBAL_ONLY, Account, Accounts, native_password_hash
+from pylamp.db.catalog import (
+    ColumnSpec,
+    IndexSpec,
+    TableSpec,
+    convert_value,
+    sqlite_table_ddl,
+    type_info,
+)
+from pylamp.db.functions import register_functions
+from pylamp.db.results import (
+    BINARY_CHARSET,
+    SERVER_VERSION,
+    Column,
+    ColumnFlag,
+    FieldType,
+    Ok,
+    ResultSet,
+    SqlError,
+)
+from pylamp.db.sql import AdminCommand, Kind, NonDeterministic, Shape
+
+__all__ = [
+    "AdminHandler",
+    "BinlogWriter",
+    "Engine",
+    "Session",
+    "apply_statement",
+]
+
+log = logging.getLogger(__name__)
+
+_SYSTEM_DBS = {"information_schema", "mysql", "performance_schema", "sys"}
+_RESERVED = _SYSTEM_DBS | {"main", "temp"}
+_DB_NAME = re.compile(r"[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}")
+_LOCK_WAIT_TIMEOUT = 50.0  # seconds, MySQL's innodb_lock_wait_timeout
+_CACHE_LIMIT = 20000
+
+
+class BinlogWriter(Protocol):
+    """What the engine needs from the binary log (pylamp.db.binlog.Binlog provides it)."""
+
+    def append_transaction(
+        self, db: str, statements: Sequence[Any], timestamp: float, *, ddl: bool = False
+    ) -> tuple[str, int]: ...
+
+
+class AdminHandler(Protocol):
+    """Runs binlog/replication admin statements (SHOW MASTER STATUS, FLUSH LOGS, ...)."""
+
+    def __call__(self, command: AdminCommand) -> ResultSet | Ok: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Session and global variables.
+
+_DEFAULT_VARIABLES: dict[str, Any] = {
+    "version": SERVER_VERSION,
+    "version_comment": "pylamp (MySQL protocol over SQLite)",
+    "version_compile_os": "Linux",
+    "version_compile_machine": "x86_64",
+    "protocol_version": 10,
+    "port": 3306,
+    "hostname": "localhost",
+    "server_id": 1,
+    "log_bin": "OFF",
+    "binlog_format": "STATEMENT",
+    "sync_binlog": 1,
+    "max_binlog_size": 1073741824,
+    "autocommit": 1,
+    "sql_mode": "ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,"
+    "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION",
+    "lower_case_table_names": 0,
+    "max_allowed_packet": 67108864,
+    "net_buffer_length": 16384,
+    "character_set_client": "utf8mb4",
+    "character_set_connection": "utf8mb4",
+    "character_set_results": "utf8mb4",
+    "character_set_server": "utf8mb4",
+    "character_set_database": "utf8mb4",
+    "character_set_system": "utf8mb3",
+    "collation_connection": "utf8mb4_general_ci",
+    "collation_server": "utf8mb4_general_ci",
+    "collation_database": "utf8mb4_general_ci",
+    "transaction_isolation": "READ-COMMITTED",
+    "tx_isolation": "READ-COMMITTED",
+    "transaction_read_only": 0,
+    "tx_read_only": 0,
+    "read_only": 0,
+    "super_read_only": 0,
+    "time_zone": "SYSTEM",
+    "system_time_zone": "UTC",
+    "wait_timeout": 28800,
+    "interactive_timeout": 28800,
+    "license": "MIT",
+    "init_connect": "",
+    "performance_schema": 0,
+    "have_ssl": "DISABLED",
+    "default_storage_engine": "InnoDB",
+    "storage_engine": "InnoDB",
+    "innodb_lock_wait_timeout": 50,
+    "lock_wait_timeout": 31536000,
+    "query_cache_size": 0,
+    "query_cache_type": "OFF",
+    "sql_select_limit": 18446744073709551615,
+    "sql_auto_is_null": 0,
+    "sql_safe_updates": 0,
+    "foreign_key_checks": 1,
+    "unique_checks": 1,
+    "auto_increment_increment": 1,
+    "auto_increment_offset": 1,
+    "default_authentication_plugin": "mysql_native_password",
+    "gtid_mode": "OFF",
+    "div_precision_increment": 4,
+    "group_concat_max_len": 1024,
+    "last_insert_id": 0,
+    "identity": 0,
+    "timestamp": 0,
+    "warning_count": 0,
+    "error_count": 0,
+    "datadir": "",
+}
+
+
+def _value_column(name: str, values: Iterable[Any]) -> Column:
+    """A result column described from Python values (expressions without a table column)."""
+    sample = None
+    for v in values:
+        if v is not None:
+            sample = v
+            break
+    if sample is None:
+        return Column(name, FieldType.NULL, ColumnFlag.BINARY, 0, 0, charset=BINARY_CHARSET)
+    if isinstance(sample, bool | int):
+        return Column(name, FieldType.LONGLONG, ColumnFlag.NUM, 21, 0, charset=BINARY_CHARSET)
+    if isinstance(sample, float):
+        return Column(name, FieldType.DOUBLE, ColumnFlag.NUM, 23, 31, charset=BINARY_CHARSET)
+    if isinstance(sample, Decimal):
+        return Column(name, FieldType.NEWDECIMAL, ColumnFlag.NUM, 65, 30, charset=BINARY_CHARSET)
+    if isinstance(sample, bytes):
+        return Column(name, FieldType.BLOB, ColumnFlag.BINARY, 65535, 0, charset=BINARY_CHARSET)
+    return Column(name, FieldType.VAR_STRING, 0, 1024, 31)
+
+
+def _text_result(names: Sequence[str], rows_in: Iterable[Sequence[Any]]) -> ResultSet:
+    rows = [tuple(r) for r in rows_in]
+    cols = [_value_column(n, (r[i] for r in rows)) for i, n in enumerate(names)]
+    cols = [
+        c if c.type_code != FieldType.NULL else Column(c.name, FieldType.VAR_STRING) for c in cols
+    ]
+    return ResultSet(cols, rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiled statements (the cache by shape).
+
+
+@dataclass(frozen=True)
+class _ColSource:
+    name: str
+    db: str | None = None
+    table: str | None = None  # real table name
+    alias: str | None = None  # name used in the query
+    column: str | None = None
+
+
+@dataclass
+class _Compiled:
+    """A MySQL statement shape translated to SQLite, with what the engine needs to run it."""
+
+    sql: str
+    kind: Kind
+    params: tuple[tuple[str, str, Any], ...]  # (sqlite param name, source, key)
+    dbs: frozenset[str]
+    reads: tuple[tuple[str | None, str], ...]
+    target: tuple[str | None, str] | None
+    columns: list[_ColSource | None] | None  # SELECT projections; None entries -> infer
+    star_expanded: bool = False
+    verb: str = "SELECT"
+    insert_columns: list[str] | None = None
+    insert_rows: list[list[exp.Expression]] | None = None
+
+
+@dataclass
+class _ShapeInfo:
+    inline: frozenset[int]
+    cacheable: bool
+
+
+_PARAM_OK_PARENTS = (
+    exp.EQ,
+    exp.NEQ,
+    exp.GT,
+    exp.GTE,
+    exp.LT,
+    exp.LTE,
+    exp.NullSafeEQ,
+    exp.And,
+    exp.Or,
+    exp.Not,
+    exp.Paren,
+    exp.In,
+    exp.Tuple,
+    exp.Values,
+    exp.Where,
+    exp.Having,
+    exp.Like,
+    exp.ILike,
+    exp.Between,
+    exp.Add,
+    exp.Sub,
+    exp.Mul,
+    exp.Div,
+    exp.Neg,
+    exp.Limit,
+    exp.Offset,
+    exp.Insert,
+    exp.Update,
+    exp.Delete,
+    exp.Select,
+    exp.Join,
+    exp.Is,
+    exp.Coalesce,
+    exp.Concat,
+    exp.If,
+    exp.Case,
+    exp.Subquery,
+    exp.Union,
+    exp.From,
+    exp.Schema,
+    exp.OnConflict,
+    exp.Nullif,
+    exp.Mod,
+)
+
+
+def _placeholder_ok(node: exp.Placeholder) -> bool:
+    """Whether a literal placeholder may stay a SQLite parameter (else it is inlined)."""
+    parent = node.parent
+    child: exp.Expression = node
+    while parent is not None:
+        if isinstance(parent, exp.Select) and child in parent.expressions:
+            return False  # a projection: its text is the column name
+        if isinstance(parent, exp.Ordered | exp.Group | exp.Order):
+            return False  # ORDER BY 1 is positional
+        if not isinstance(parent, _PARAM_OK_PARENTS):
+            return False
+        child = parent
+        parent = parent.parent
+    return True
+
+
+def _literal_expr(value: Any) -> exp.Expression:
+    if value is None:
+        return exp.Null()
+    if isinstance(value, int | float):
+        if value < 0:
+            return exp.Neg(this=exp.Literal.number(-value))
+        return exp.Literal.number(value)
+    return exp.Literal.string(str(value))
+
+
+# ---------------------------------------------------------------------------------------------
+# The engine.
+
+
+class Engine:
+    """All databases of one server: files, catalog, users, the writer lock and the binlog hook.
+
+    Thread-safe: sessions run in different threads.  ``binlog`` (a :class:`BinlogWriter`) is
+    called inside the writer lock for every committed write transaction; ``admin`` handles
+    binlog and replication statements; ``clock`` is the time source for NOW() and friends.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        root_password: str | None = None,
+        read_only: bool = False,
+        binlog: BinlogWriter | None = None,
+        clock: Callable[[], float] = time.time,
+        admin: AdminHandler | None = None,
+        server_id: int = 1,
+        variables: dict[str, Any] | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
+        self.binlog = binlog
+        self.admin = admin
+        self.clock = clock
+        self.writer_lock = threading.Lock()
+        self.variables: dict[str, Any] = dict(_DEFAULT_VARIABLES)
+        self.variables["server_id"] = server_id
+        self.variables["datadir"] = str(self.data_dir) + "/"
+        self.variables["log_bin"] = "ON" if binlog is not None else "OFF"
+        if variables:
+            self.variables.update(variables)
+        self._rand = random.Random()
+        self._state_lock = threading.Lock()
+        self._epochs: dict[str, int] = {}
+        self._catalog: dict[tuple[str, str], TableSpec | None] = {}
+        self._shapes: dict[tuple[str | None, str], _ShapeInfo] = {}
+        self._compiled: dict[tuple[Any, ...], _Compiled] = {}
+        self._next_conn_id = 0
+        self.status: dict[str, int] = {"Questions": 0, "Com_commit": 0, "Com_rollback": 0}
+        self.started = clock()
+        self.accounts = Accounts(self.data_dir / "mysql.sqlite")
+        if root_password:
+            self.accounts.drop_user(Account("root", "localhost"), if_exists=True)
+            self.accounts.set_account(Account("root", "%"), native_password_hash(root_password))
+        else:
+            self.accounts.drop_user(Account("root", "%"), if_exists=True)
+            self.accounts.set_account(Account("root", "localhost"), "")
+            log.warning("root has no password: root may log in from loopback without one")
+        for host in ("%", "localhost"):
+            self.accounts.grant(Account("root", host), "*", [*ALL_PRIVILEGES, "GRANT OPTION"])
+        if read_only:
+            self.variables["read_only"] = 1
+
+    # -- public API ------------------------------------------------------------------------
+
+    def password_hash(self, user: str, host: str) -> str | None:
+        """The stored hash ("*HEX", or '' for no password) of the account ``user`` logging in
+        from ``host`` would use; None when there is no such account (the wire layer answers
+        1045 then).
+        """
+        found = self.accounts.find(user, host)
+        return None if found is None else found[1]
+
+    def open_session(self, user: str, host: str) -> Session:
+        """A new client session for an authenticated login."""
+        found = self.accounts.find(user, host)
+        if found is None:
+            raise SqlError(1045, f"Access denied for user '{user}'@'{host}'")
+        with self._state_lock:
+            self._next_conn_id += 1
+            conn_id = self._next_conn_id
+        return Session(self, user, host, found[0], conn_id)
+
+    def close(self) -> None:
+        """Release the system database (sessions should be closed first)."""
+        self.accounts.close()
+
+    def databases(self) -> list[str]:
+        """Names of the user databases, sorted."""
+        return sorted(
+            p.name[: -len(".sqlite")]
+            for p in self.data_dir.glob("*.sqlite")
+            if p.name != "mysql.sqlite"
+        )
+
+    def db_path(self, db: str) -> Path:
+        return self.data_dir / f"{db}.sqlite"
+
+    def db_exists(self, db: str) -> bool:
+        return db not in _RESERVED and self.db_path(db).exists()
+
+    def epoch(self, db: str) -> int:
+        return self._epochs.get(db, 0)
+
+    def bump_epoch(self, db: str) -> None:
+        with self._state_lock:
+            self._epochs[db] = self._epochs.get(db, 0) + 1
+
+    def invalidate(self) -> None:
+        """Forget compiled statements and catalog entries (after any DDL)."""
+        with self._state_lock:
+            self._compiled.clear()
+            self._shapes.clear()
+            self._catalog.clear()
+
+    def positions(self) -> dict[str, tuple[str, int] | None]:
+        """Each database's stored binlog position (end of the last transaction applied)."""
+        out: dict[str, tuple[str, int] | None] = {}
+        for db in self.databases():
+            conn = sqlite3.connect(str(self.db_path(db)))
+            try:
+                out[db] = _read_position(conn, "main")
+            finally:
+                conn.close()
+        return out
+
+    def recover(self, transactions: Callable[[tuple[str, int] | None], Iterable[Any]]) -> int:
+        """Re-apply logged transactions that the database files do not have yet.
+
+        ``transactions(after)`` yields binlog transactions (objects with ``end`` and
+        ``statements`` of ``(db, sql)``, like pylamp.db.binlog's) ending after ``after``.  A
+        statement is applied to a database only when that database's stored position is
+        before the transaction's end, so each is applied exactly once.  Returns how many
+        transactions were (partly) re-applied.
+        """
+        positions = self.positions()
+        known = [p for p in positions.values() if p is not None]
+        start = min(known) if known and len(known) == len(positions) else None
+        count = 0
+        session = Session(self, "root", "localhost", Account("root", "localhost"), 0)
+        session.replaying = True
+        try:
+            for txn in transactions(start):
+                end = tuple(txn.end)
+                if session.apply_logged(txn, end, self.positions()):
+                    count += 1
+        finally:
+            session.close()
+        return count
+
+    # -- catalog -----------------------------------------------------------------------------
+
+    def table_spec(self, conn: sqlite3.Connection, db: str, table: str) -> TableSpec | None:
+        """The catalog entry of ``db.table`` (None if no such table)."""
+        key = (db, table.lower())
+        with self._state_lock:
+            if key in self._catalog:
+                return self._catalog[key]
+        row = conn.execute(
+            f'SELECT spec FROM "{db}"._pylamp_tables WHERE lower(name) = ?', (table.lower(),)
+        ).fetchone()
+        spec = TableSpec.from_json(row[0]) if row else None
+        with self._state_lock:
+            self._catalog[key] = spec
+        return spec
+
+    # -- compile cache -----------------------------------------------------------------------
+
+    def cached(self, key: tuple[Any, ...]) -> _Compiled | None:
+        return self._compiled.get(key)
+
+    def shape_info(self, key: tuple[str | None, str]) -> _ShapeInfo | None:
+        return self._shapes.get(key)
+
+    def remember(
+        self,
+        shape_key: tuple[str | None, str],
+        info: _ShapeInfo,
+        key: tuple[Any, ...] | None,
+        compiled: _Compiled | None,
+    ) -> None:
+        with self._state_lock:
+            if len(self._compiled) > _CACHE_LIMIT:
+                self._compiled.clear()
+                self._shapes.clear()
+            self._shapes[shape_key] = info
+            if key is not None and compiled is not None:
+                self._compiled[key] = compiled
+
+
+def _read_position(conn: sqlite3.Connection, schema: str) -> tuple[str, int] | None:
+    try:
+        rows = dict(
+            conn.execute(
+                f'SELECT k, v FROM "{schema}"._pylamp_meta WHERE k IN '
+                "('binlog_file', 'binlog_pos')"
+            ).fetchall()
+        )
+    except sqlite3.Error:
+        return None
+    if "binlog_file" not in rows or not rows["binlog_file"]:
+        return None
+    return (str(rows["binlog_file"]), int(rows["binlog_pos"]))
+
+
+def _init_db_file(conn: sqlite3.Connection, schema: str) -> None:
+    conn.execute(f'CREATE TABLE IF NOT EXISTS "{schema}"._pylamp_meta (k TEXT PRIMARY KEY, v)')
+    conn.execute(
+        f'CREATE TABLE IF NOT EXISTS "{schema}"._pylamp_tables (name TEXT PRIMARY KEY, spec TEXT)'
+    )
+
+
+def apply_statement(session: Session, db: str | None, sql: str) -> list[ResultSet | Ok]:
+    """Apply one logged (already determinised) statement in ``db`` on ``session``.
+
+    The one function that master execution, crash recovery and a replica's applier share: the
+    statement runs exactly as it ran on the master, through the same translation.
+    """
+    if db and db != session.db:
+        session.use(db)
+    return session.execute(sql)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sessions.
+
+
+class Session:
+    """One client connection's state: current database, transaction, variables, privileges.
+
+    Not thread-safe itself (one client, one thread at a time); the engine is shared.
+    """
+
+    def __init__(self, engine: Engine, user: str, host: str, account: Account, conn_id: int):
+        self.engine = engine
+        self.user = user
+        self.host = host
+        self.account = account
+        self.connection_id = conn_id
+        self.db: str | None = None
+        self.autocommit = True
+        self.in_transaction = False
+        self.last_insert_id = 0
+        self.user_vars: dict[str, Any] = {}
+        self.session_vars: dict[str, Any] = {}
+        self.warnings: list[tuple[str, int, str]] = []
+        self.replaying = False
+        self._holds_writer = False
+        self._txn_statements: list[tuple[str, str]] = []
+        self._txn_dbs: set[str] = set()
+        self._txn_ddl = False
+        self._attached: dict[str, int] = {}
+        self._priv_gen = -1
+        self._privs: dict[str, set[str]] = {}
+        self._now = 0.0
+        self._closed = False
+        self._conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA busy_timeout = 10000")
+        register_functions(self._conn)
+        self._conn.create_function("pylamp_now", 0, self._now_text, deterministic=True)
+        self._conn.create_function("LAST_INSERT_ID", 0, lambda: self.last_insert_id)
+        self._conn.create_function("LAST_INSERT_ID", 1, self._set_last_insert_id)
+
+    # -- public API ------------------------------------------------------------------------
+
+    def execute(self, sql: str) -> list[ResultSet | Ok]:
+        """Run one or more ';'-separated statements; one result per statement.
+
+        On an error, SqlError is raised; its ``results`` attribute holds the results of the
+        statements before the failing one (MySQL stops a multi-statement at the first error).
+        """
+        results: list[ResultSet | Ok] = []
+        statements = sqlmod.split_statements(sqlmod.preprocess(sql))
+        if not statements:
+            raise SqlError(1065, "Query was empty")
+        for stmt in statements:
+            try:
+                results.append(self._execute_one(stmt))
+            except SqlError as e:
+                e.results = results  # type: ignore[attr-defined]
+                raise
+        return results
+
+    def use(self, db: str) -> None:
+        """Change the current database (COM_INIT_DB and USE)."""
+        if not self.engine.db_exists(db):
+            raise SqlError(1049, f"Unknown database '{db}'")
+        self._check_db_access(db)
+        self.db = db
+
+    def close(self) -> None:
+        """End the session; an open transaction is rolled back."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.in_transaction or self._holds_writer:
+                self._rollback()
+        finally:
+            self._conn.close()
+
+    @property
+    def status_in_transaction(self) -> bool:
+        return self.in_transaction
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _now_text(self) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self._now))
+
+    def _set_last_insert_id(self, value: Any) -> Any:
+        if value is not None:
+            self.last_insert_id = int(value)
+        return value
+
+    def _nd(self) -> NonDeterministic:
+        return NonDeterministic(
+            now=self._now, random=self.engine._rand.random, last_insert_id=self.last_insert_id
+        )
+
+    def _attach(self, db: str) -> None:
+        epoch = self.engine.epoch(db)
+        have = self._attached.get(db)
+        if have == epoch:
+            return
+        if have is not None:
+            if self._holds_writer:
+                return
+            self._conn.execute(f'DETACH DATABASE "{db}"')
+            del self._attached[db]
+        if not self.engine.db_exists(db):
+            raise SqlError(1049, f"Unknown database '{db}'")
+        if len(self._attached) >= 9 and not self._holds_writer:
+            for other in list(self._attached):
+                self._conn.execute(f'DETACH DATABASE "{other}"')
+                del self._attached[other]
+        try:
+            self._conn.execute("ATTACH DATABASE ? AS " + f'"{db}"', (str(self.engine.db_path(db)),))
+        except sqlite3.OperationalError as e:
+            raise SqlError(
+                1105, f"cannot open database '{db}' inside this transaction ({e})"
+            ) from None
+        self._attached[db] = epoch
+        self._conn.execute(f'PRAGMA "{db}".synchronous = NORMAL')
+
+    def _refresh_privileges(self) -> None:
+        gen = self.engine.accounts.generation
+        if gen != self._priv_gen:
+            self._privs = self.engine.accounts.privileges(self.account)
+            self._priv_gen = gen
+
+    def _has(self, priv: str, db: str | None) -> bool:
+        self._refresh_privileges()
+        glob = self._privs.get("*", set())
+        if priv in glob:
+            return True
+        if db is not None and priv not in GLOBAL_ONLY:
+            return priv in self._privs.get(db.lower(), set()) or priv in self._privs.get(db, set())
+        return False
+
+    def _require_table(self, priv: str, db: str | None, table: str) -> None:
+        if self.replaying or self._has(priv, db):
+            return
+        raise SqlError(
+            1142,
+            f"{priv} command denied to user '{self.user}'@'{self.host}' for table '{table}'",
+        )
+
+    def _require_global(self, priv: str) -> None:
+        if self.replaying or self._has(priv, None):
+            return
+        raise SqlError(
+            1227,
+            f"Access denied; you need (at least one of) the {priv} privilege(s) for this operation",
+        )
+
+    def _require_db(self, priv: str, db: str) -> None:
+        if self.replaying or self._has(priv, db):
+            return
+        raise SqlError(
+            1044, f"Access denied for user '{self.user}'@'{self.host}' to database '{db}'"
+        )
+
+    def _check_db_access(self, db: str) -> None:
+        if self.replaying:
+            return
+        self._refresh_privileges()
+        if self._privs.get("*") or self._privs.get(db) or self._privs.get(db.lower()):
+            return
+        raise SqlError(
+            1044, f"Access denied for user '{self.user}'@'{self.host}' to database '{db}'"
+        )
+
+    def _check_writable(self) -> None:
+        if self.engine.read_only and not self.replaying and not self._has("SUPER", None):
+            raise SqlError(
+                1290,
+                "The MySQL server is running with the --read-only option so it cannot execute "
+                "this statement",
+            )
+
+    # -- dispatch ----------------------------------------------------------------------------
+
+    def _execute_one(self, stmt: str) -> ResultSet | Ok:
+        self.engine.status["Questions"] += 1
+        if not self.replaying:
+            self._now = float(int(self.engine.clock()))
+        kind = sqlmod.classify(stmt)
+        if kind is not Kind.SHOW or not re.match(r"\s*SHOW\s+WARNINGS", stmt, re.I):
+            self.warnings = []
+        if kind is Kind.READ or kind is Kind.WRITE:
+            return self._execute_dml(stmt, kind)
+        if kind is Kind.DDL:
+            return self._execute_ddl(stmt)
+        if kind is Kind.TRANSACTION:
+            return self._execute_transaction(stmt)
+        if kind is Kind.SET:
+            return self._execute_set(stmt)
+        if kind is Kind.SHOW:
+            return self._execute_show(stmt)
+        if kind is Kind.USE:
+            m = re.fullmatch(r"\s*USE\s+(`(?:[^`]|``)+`|\S+)\s*", stmt, re.I)
+            if not m:
+                raise sqlmod.syntax_error(stmt)
+            self.use(_unquote_ident(m.group(1)))
+            return Ok()
+        if kind is Kind.ACCOUNT:
+            return self._execute_account(stmt)
+        if kind is Kind.ADMIN:
+            return self._execute_admin(stmt)
+        return self._execute_other(stmt)
+
+    # -- DML ---------------------------------------------------------------------------------
+
+    def _execute_dml(self, stmt: str, kind: Kind) -> ResultSet | Ok:
+        shape = sqlmod.strip_literals(stmt, self._nd())
+        compiled = self._compile(shape, kind)
+        params = self._bind(compiled, shape)
+        for db, table in compiled.reads:
+            self._require_table("SELECT", db, table)
+        if compiled.target is not None:
+            self._require_table(compiled.verb, compiled.target[0], compiled.target[1])
+        for db in compiled.dbs:
+            self._attach(db)
+        if compiled.kind is Kind.READ:
+            return self._run_read(compiled, params)
+        self._check_writable()
+        logged = sqlmod.restore(shape) if shape.determinised or shape.user_vars else stmt
+        if shape.user_vars:
+            logged = _inline_user_vars(logged, self.user_vars)
+        return self._run_write(compiled, params, logged)
+
+    def _compile(self, shape: Shape, kind: Kind) -> _Compiled:
+        engine = self.engine
+        shape_key = (self.db, shape.text)
+        info = engine.shape_info(shape_key)
+        if info is not None:
+            if not info.cacheable:
+                return self._compile_text(sqlmod.restore(shape), kind)
+            inline_vals = tuple(shape.literals[i].value for i in sorted(info.inline))
+            key = (self.db, shape.text, inline_vals)
+            hit = engine.cached(key)
+            if hit is not None:
+                return hit
+        try:
+            tree = sqlmod.parse_mysql(shape.text)
+        except SqlError:
+            engine.remember(shape_key, _ShapeInfo(frozenset(), False), None, None)
+            return self._compile_text(sqlmod.restore(shape), kind)
+        inline: set[int] = set()
+        for ph in tree.find_all(exp.Placeholder):
+            name = ph.name
+            if name.startswith("l") and name[1:].isdigit() and not _placeholder_ok(ph):
+                inline.add(int(name[1:]))
+        for ph in list(tree.find_all(exp.Placeholder)):
+            name = ph.name
+            if name.startswith("l") and name[1:].isdigit() and int(name[1:]) in inline:
+                ph.replace(_literal_expr(shape.literals[int(name[1:])].value))
+        compiled = self._translate(tree, kind)
+        info = _ShapeInfo(frozenset(inline), True)
+        inline_vals = tuple(shape.literals[i].value for i in sorted(inline))
+        engine.remember(shape_key, info, (self.db, shape.text, inline_vals), compiled)
+        return compiled
+
+    def _compile_text(self, text: str, kind: Kind) -> _Compiled:
+        return self._translate(sqlmod.parse_mysql(text), kind)
+
+    def _bind(self, compiled: _Compiled, shape: Shape) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        for name, source, key in compiled.params:
+            if source == "l":
+                params[name] = _sqlite_value(shape.literals[key].value)
+            elif source == "u":
+                params[name] = _sqlite_value(self.user_vars.get(key))
+            else:
+                params[name] = _sqlite_value(self._variable(key))
+        return params
+
+    def _variable(self, name: str) -> Any:
+        name = name.lower()
+        for prefix in ("session.", "local.", "global."):
+            if name.startswith(prefix):
+                name = name[len(prefix) :]
+        if name in self.session_vars:
+            return self.session_vars[name]
+        if name == "autocommit":
+            return 1 if self.autocommit else 0
+        if name in ("last_insert_id", "identity"):
+            return self.last_insert_id
+        if name == "warning_count":
+            return len(self.warnings)
+        if name == "timestamp":
+            return int(self._now)
+        if name == "pseudo_thread_id":
+            return self.connection_id
+        if name in self.engine.variables:
+            return self.engine.variables[name]
+        raise SqlError(1193, f"Unknown system variable '{name}'")
+
+    def _translate(self, tree: exp.Expression, kind: Kind) -> _Compiled:
+        """The MySQL -> SQLite transforms (DESIGN.md section 5) on a parsed DML statement."""
+        if isinstance(tree, exp.Command) and tree.name.upper() == "REPLACE":
+            tree = sqlmod.parse_mysql("INSERT" + tree.sql("mysql")[len("REPLACE") :])
+            tree.set("alternative", "REPLACE")
+        ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+        dbs: set[str] = set()
+        reads: list[tuple[str | None, str]] = []
+        target: tuple[str | None, str] | None = None
+        target_node: exp.Table | None = None
+        if isinstance(tree, exp.Insert):
+            t = tree.this
+            target_node = t.this if isinstance(t, exp.Schema) else t
+            verb = "INSERT"
+        elif isinstance(tree, exp.Update):
+            target_node = tree.this
+            verb = "UPDATE"
+        elif isinstance(tree, exp.Delete):
+            target_node = tree.this
+            verb = "DELETE"
+        elif isinstance(tree, exp.Query):
+            verb = "SELECT"
+        else:
+            raise SqlError(1235, f"This version of MySQL doesn't yet support '{tree.key}'")
+        if kind is Kind.WRITE and verb == "SELECT":
+            kind = Kind.READ
+        for table in tree.find_all(exp.Table):
+            name = table.name
+            if not name or (not table.args.get("db") and name.lower() in ctes):
+                continue
+            if isinstance(table.this, exp.Func | exp.Anonymous):
+                continue
+            db = table.args.get("db")
+            dbname = db.name if db is not None else self.db
+            if dbname is None:
+                if name.lower() == "dual":
+                    continue
+                raise SqlError(1046, "No database selected")
+            if dbname.lower() == "information_schema":
+                raise SqlError(1235, "information_schema is not supported")
+            if db is None:
+                table.set("db", exp.to_identifier(dbname, quoted=True))
+            dbs.add(dbname)
+            if table is target_node:
+                target = (dbname, name)
+            else:
+                reads.append((dbname, name))
+        for table in list(tree.find_all(exp.Table)):
+            if table.name.lower() == "dual" and table.args.get("db") is None:
+                from_ = table.find_ancestor(exp.From)
+                if from_ is not None:
+                    from_.pop()
+        columns: list[_ColSource | None] | None = None
+        if isinstance(tree, exp.Query):
+            columns = self._result_sources(tree)
+        self._replace_functions(tree)
+        params: list[tuple[str, str, Any]] = []
+        seen: set[str] = set()
+        for node in list(tree.find_all(exp.Placeholder, exp.Parameter, exp.SessionParameter)):
+            if isinstance(node, exp.Placeholder):
+                name = node.name
+                if name.startswith("l") and name[1:].isdigit() and name not in seen:
+                    params.append((name, "l", int(name[1:])))
+                    seen.add(name)
+            elif isinstance(node, exp.Parameter):
+                var = node.name.lower()
+                pname = "u_" + re.sub(r"\W", "_", var)
+                node.replace(exp.Placeholder(this=pname))
+                if pname not in seen:
+                    params.append((pname, "u", var))
+                    seen.add(pname)
+            else:
+                var = node.name.lower()
+                kind_arg = node.args.get("kind")
+                pname = "s_" + re.sub(r"\W", "_", var)
+                node.replace(exp.Placeholder(this=pname))
+                if pname not in seen:
+                    params.append((pname, "s", (str(kind_arg) + "." if kind_arg else "") + var))
+                    seen.add(pname)
+        insert_columns = None
+        insert_rows = None
+        if isinstance(tree, exp.Insert):
+            insert_columns, insert_rows = self._insert_shape(tree)
+            self._rewrite_upsert(tree)
+        if isinstance(tree, exp.Update | exp.Delete) and (
+            tree.args.get("order") or tree.args.get("limit")
+        ):
+            tree = self._rowid_limit(tree)
+        sqlite_sql = tree.sql("sqlite")
+        return _Compiled(
+            sql=sqlite_sql,
+            kind=kind,
+            params=tuple(params),
+            dbs=frozenset(dbs),
+            reads=tuple(reads),
+            target=target,
+            columns=columns,
+            verb=verb,
+            insert_columns=insert_columns,
+            insert_rows=insert_rows,
+        )
+
+    def _replace_functions(self, tree: exp.Expression) -> None:
+        for node in list(tree.find_all(exp.CurrentSchema, exp.CurrentVersion, exp.Anonymous)):
+            if isinstance(node, exp.CurrentSchema):
+                node.replace(exp.Literal.string(self.db) if self.db else exp.Null())
+            elif isinstance(node, exp.CurrentVersion):
+                node.replace(exp.Literal.string(SERVER_VERSION))
+            else:
+                name = node.name.upper()
+                if name in ("USER", "CURRENT_USER", "SESSION_USER", "SYSTEM_USER"):
+                    node.replace(exp.Literal.string(f"{self.user}@{self.host}"))
+                elif name == "CONNECTION_ID":
+                    node.replace(exp.Literal.number(self.connection_id))
+                elif name in ("FOUND_ROWS", "ROW_COUNT"):
+                    node.replace(exp.Literal.number(0))
+        for node in list(tree.find_all(exp.CurrentUser)):
+            node.replace(exp.Literal.string(f"{self.user}@{self.host}"))
+
+    def _result_sources(self, tree: exp.Query) -> list[_ColSource | None] | None:
+        if not isinstance(tree, exp.Select):
+            return None
+        tables: dict[str, tuple[str, str, TableSpec | None]] = {}
+        order: list[str] = []
+        for table in tree.find_all(exp.Table):
+            if table.find_ancestor(exp.Subquery, exp.CTE) is not None:
+                continue
+            db = table.args.get("db")
+            if db is None:
+                continue
+            spec = self._spec_or_none(db.name, table.name)
+            alias = table.alias_or_name
+            tables[alias.lower()] = (db.name, table.name, spec)
+            order.append(alias.lower())
+        out: list[_ColSource | None] = []
+        for proj in tree.expressions:
+            if isinstance(proj, exp.Star):
+                for alias in order:
+                    db, tname, spec = tables[alias]
+                    if spec is None:
+                        return None
+                    for c in spec.columns:
+                        out.append(_ColSource(c.name, db, tname, alias, c.name))
+                continue
+            if isinstance(proj, exp.Column) and isinstance(proj.this, exp.Star):
+                entry = tables.get(proj.table.lower())
+                if entry is None or entry[2] is None:
+                    return None
+                for c in entry[2].columns:
+                    out.append(_ColSource(c.name, entry[0], entry[1], proj.table, c.name))
+                continue
+            label = proj.alias_or_name
+            inner = proj.this if isinstance(proj, exp.Alias) else proj
+            if isinstance(inner, exp.Column) and not isinstance(inner.this, exp.Star):
+                found = self._find_column(tables, order, inner.table, inner.name)
+                if found is not None:
+                    db, tname, alias, cname = found
+                    out.append(_ColSource(label, db, tname, alias, cname))
+                    continue
+                out.append(_ColSource(label))
+                continue
+            if isinstance(proj, exp.Alias):
+                out.append(_ColSource(label))
+            else:
+                out.append(_ColSource(_mysql_text(proj)))
+        return out
+
+    def _find_column(
+        self,
+        tables: dict[str, tuple[str, str, TableSpec | None]],
+        order: list[str],
+        qualifier: str,
+        name: str,
+    ) -> tuple[str, str, str, str] | None:
+        candidates = [qualifier.lower()] if qualifier else order
+        for alias in candidates:
+            entry = tables.get(alias)
+            if entry is None or entry[2] is None:
+                continue
+            col = entry[2].column(name)
+            if col is not None:
+                return entry[0], entry[1], alias, col.name
+        return None
+
+    def _spec_or_none(self, db: str, table: str) -> TableSpec | None:
+        if not self.engine.db_exists(db):
+            return None
+        self._attach(db)
+        try:
+            return self.engine.table_spec(self._conn, db, table)
+        except sqlite3.Error:
+            return None
+
+    def _insert_shape(
+        self, tree: exp.Insert
+    ) -> tuple[list[str] | None, list[list[exp.Expression]] | None]:
+        schema = tree.this
+        cols = [c.name for c in schema.expressions] if isinstance(schema, exp.Schema) else None
+        values = tree.expression
+        rows = None
+        if isinstance(values, exp.Values):
+            rows = [
+                list(t.expressions) if isinstance(t, exp.Tuple) else [t] for t in values.expressions
+            ]
+            rows = [[r.copy() for r in row] for row in rows]
+        return cols, rows
+
+    def _rewrite_upsert(self, tree: exp.Insert) -> None:
+        conflict = tree.args.get("conflict")
+        if not isinstance(conflict, exp.OnConflict) or not conflict.args.get("duplicate"):
+            return
+        sets = []
+        for eq in conflict.expressions:
+            for fn in list(eq.find_all(exp.Anonymous)):
+                if fn.name.upper() == "VALUES" and fn.expressions:
+                    fn.replace(exp.column(fn.expressions[0].name, table="excluded"))
+            for col in list(eq.find_all(exp.Column)):
+                if col.table and col.table.lower() != "excluded" and col is eq.this:
+                    col.set("table", None)
+                    col.set("db", None)
+            sets.append(eq)
+        new = exp.OnConflict(expressions=sets, action=exp.var("DO UPDATE"))
+        tree.set("conflict", new)
+        values = tree.expression
+        if isinstance(values, exp.Select) and not values.args.get("where"):
+            values.where(exp.true(), copy=False)
+
+    def _rowid_limit(self, tree: exp.Update | exp.Delete) -> exp.Expression:
+        table = tree.this
+        sub = exp.select("rowid").from_(table.copy())
+        where = tree.args.get("where")
+        if where is not None:
+            sub.set("where", where.copy())
+        if tree.args.get("order"):
+            sub.set("order", tree.args["order"].copy())
+        if tree.args.get("limit"):
+            sub.set("limit", tree.args["limit"].copy())
+        tree.set("order", None)
+        tree.set("limit", None)
+        cond = exp.In(this=exp.column("rowid"), query=exp.Subquery(this=sub))
+        tree.set("where", exp.Where(this=cond))
+        return tree
+
+    # -- running -----------------------------------------------------------------------------
+
+    def _run_read(self, compiled: _Compiled, params: dict[str, Any]) -> ResultSet:
+        try:
+            cur = self._conn.execute(compiled.sql, params)
+            rows = cur.fetchall()
+        except sqlite3.Error as e:
+            raise self._map_error(e, compiled) from None
+        description = cur.description or ()
+        return self._result_set(compiled, [d[0] for d in description], rows)
+
+    def _result_set(
+        self, compiled: _Compiled, names: list[str], rows: list[tuple[Any, ...]]
+    ) -> ResultSet:
+        sources = compiled.columns
+        if sources is None or len(sources) != len(names):
+            sources = [None] * len(names)
+        columns: list[Column] = []
+        converters: list[Any] = []
+        for i, src in enumerate(sources):
+            spec = None
+            col_spec: ColumnSpec | None = None
+            if src is not None and src.db and src.table and src.column:
+                spec = self._spec_or_none(src.db, src.table)
+                col_spec = spec.column(src.column) if spec else None
+            if spec is not None and col_spec is not None and src is not None:
+                columns.append(
+                    spec.result_column(col_spec, src.db or "", src.name, src.alias or spec.name)
+                )
+                info = type_info(col_spec.type)
+                converters.append(info if info.scale is not None else None)
+            else:
+                name = src.name if src is not None else names[i]
+                columns.append(_value_column(name, (r[i] for r in rows)))
+                converters.append(None)
+        if any(c is not None for c in converters):
+            rows = [
+                tuple(
+                    convert_value(v, conv) if conv is not None else v
+                    for v, conv in zip(row, converters, strict=True)
+                )
+                for row in rows
+            ]
+        return ResultSet(columns, rows)
+
+    def _begin_write(self) -> None:
+        if self._holds_writer:
+            return
+        if not self.engine.writer_lock.acquire(timeout=_LOCK_WAIT_TIMEOUT):
+            raise SqlError(1205, "Lock wait timeout exceeded; try restarting transaction")
+        self._holds_writer = True
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            self._holds_writer = False
+            self.engine.writer_lock.release()
+            raise SqlError(1205, f"Lock wait timeout exceeded ({e})") from None
+
+    def _run_write(self, compiled: _Compiled, params: dict[str, Any], logged: str) -> Ok:
+        self._begin_write()
+        before = self._conn.total_changes
+        try:
+            self._conn.execute("SAVEPOINT stmt")
+            try:
+                cur = self._conn.execute(compiled.sql, params)
+            except sqlite3.Error as e:
+                self._conn.execute("ROLLBACK TO stmt")
+                self._conn.execute("RELEASE stmt")
+                raise self._map_error(e, compiled, params) from None
+            self._conn.execute("RELEASE stmt")
+        except SqlError:
+            if self.autocommit and not self.in_transaction:
+                self._rollback()
+            raise
+        changes = self._conn.total_changes - before
+        affected = max(cur.rowcount, 0)
+        insert_id = 0
+        if compiled.verb == "INSERT" and compiled.target is not None and affected:
+            spec = self._spec_or_none(compiled.target[0] or "", compiled.target[1])
+            if spec is not None and spec.auto_increment_column() is not None:
+                last = cur.lastrowid or 0
+                insert_id = max(last - affected + 1, 1) if compiled.insert_rows else last
+                if len(compiled.insert_rows or ()) <= 1:
+                    insert_id = last
+                self.last_insert_id = insert_id
+        if changes:
+            self._txn_statements.append((self.db or "", logged))
+            if compiled.target is not None and compiled.target[0]:
+                self._txn_dbs.add(compiled.target[0])
+        if self.autocommit and not self.in_transaction:
+            self._commit()
+        return Ok(affected_rows=affected, last_insert_id=insert_id)
+
+    def _commit(self) -> None:
+        if not self._holds_writer:
+            self.in_transaction = False
+            return
+        try:
+            if self._txn_statements and not self.replaying:
+                position = self._log(self._txn_statements, ddl=False)
+                if position is not None:
+                    self._store_position(position, self._txn_dbs)
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        finally:
+            self._end_txn()
+
+    def _log(self, statements: list[tuple[str, str]], *, ddl: bool) -> tuple[str, int] | None:
+        binlog = self.engine.binlog
+        if binlog is None:
+            return None
+        from pylamp.db.binlog_events import LoggedStatement
+
+        stmts = [LoggedStatement(db, text) for db, text in statements]
+        pos = binlog.append_transaction(statements[0][0], stmts, self._now, ddl=ddl)
+        return (pos[0], pos[1])
+
+    def _store_position(self, position: tuple[str, int], dbs: Iterable[str]) -> None:
+        for db in dbs:
+            if db not in self._attached:
+                continue
+            self._conn.execute(
+                f'INSERT OR REPLACE INTO "{db}"._pylamp_meta (k, v) VALUES '
+                "('binlog_file', ?), ('binlog_pos', ?)",
+                (position[0], position[1]),
+            )
+
+    def _rollback(self) -> None:
+        try:
+            if self._holds_writer:
+                try:
+                    self._conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+        finally:
+            self._end_txn()
+
+    def _end_txn(self) -> None:
+        self._txn_statements = []
+        self._txn_dbs = set()
+        self.in_transaction = False
+        if self._holds_writer:
+            self._holds_writer = False
+            self.engine.writer_lock.release()
+
+    def _implicit_commit(self) -> None:
+        if self.in_transaction or self._holds_writer:
+            self._commit()
+
+    # -- errors ------------------------------------------------------------------------------
+
+    def _map_error(
+        self, e: sqlite3.Error, compiled: _Compiled | None, params: dict[str, Any] | None = None
+    ) -> SqlError:
+        msg = str(e)
+        m = re.match(r"no such table: (?:(\w+)\.)?(.+)", msg)
+        if m:
+            db = m.group(1) if m.group(1) not in (None, "main") else self.db
+            if db is None:
+                return SqlError(1046, "No database selected")
+            return SqlError(1146, f"Table '{db}.{m.group(2)}' doesn't exist")
+        m = re.match(r"no such column: (.+)", msg)
+        if m:
+            return SqlError(1054, f"Unknown column '{m.group(1)}' in 'field list'")
+        m = re.match(r"UNIQUE constraint failed: (.+)", msg)
+        if m:
+            return self._duplicate_error(m.group(1), compiled, params or {})
+        m = re.match(r"NOT NULL constraint failed: \w+\.(.+)", msg)
+        if m:
+            return SqlError(1048, f"Column '{m.group(1)}' cannot be null")
+        m = re.match(r"table \S+ has no column named (.+)", msg)
+        if m:
+            return SqlError(1054, f"Unknown column '{m.group(1)}' in 'field list'")
+        m = re.match(r"table \S+ has (\d+) columns but (\d+) values were supplied", msg)
+        if m or "values were supplied" in msg or "VALUES terms" in msg:
+            return SqlError(1136, "Column count doesn't match value count at row 1")
+        m = re.match(r"no such function: (\w+)", msg)
+        if m:
+            return SqlError(1305, f"FUNCTION {self.db or 'mysql'}.{m.group(1)} does not exist")
+        if "syntax error" in msg or "incomplete input" in msg:
+            near = re.search(r'near "(.*)"', msg)
+            return sqlmod.syntax_error(near.group(1) if near else msg)
+        if "ambiguous column name" in msg:
+            col = msg.split(":", 1)[1].strip()
+            return SqlError(1052, f"Column '{col}' in field list is ambiguous", "23000")
+        if "database is locked" in msg:
+            return SqlError(1205, "Lock wait timeout exceeded; try restarting transaction")
+        return SqlError(1105, f"Unknown error: {msg}")
+
+    def _duplicate_error(
+        self, cols_text: str, compiled: _Compiled | None, params: dict[str, Any]
+    ) -> SqlError:
+        cols = [c.strip().split(".")[-1] for c in cols_text.split(",")]
+        table = cols_text.split(",")[0].strip().split(".")[0]
+        key = "PRIMARY"
+        value = "?"
+        if compiled is not None and compiled.target is not None:
+            db, tname = compiled.target
+            spec = self._spec_or_none(db or "", tname)
+            if spec is not None:
+                table = spec.name
+                wanted = [c.lower() for c in cols]
+                for idx in spec.indexes:
+                    if [c.lower() for c in idx.columns] == wanted:
+                        key = idx.name if idx.kind != "PRIMARY" else "PRIMARY"
+                if compiled.insert_rows:
+                    value = self._dup_value(spec, compiled, params, cols, db or "", tname)
+        return SqlError(1062, f"Duplicate entry '{value}' for key '{table}.{key}'")
+
+    def _dup_value(
+        self,
+        spec: TableSpec,
+        compiled: _Compiled,
+        params: dict[str, Any],
+        cols: list[str],
+        db: str,
+        table: str,
+    ) -> str:
+        names = compiled.insert_columns or [c.name for c in spec.columns]
+        lower = [n.lower() for n in names]
+        seen: set[tuple[Any, ...]] = set()
+        for row in compiled.insert_rows or []:
+            values = []
+            for col in cols:
+                if col.lower() not in lower:
+                    return "?"
+                node = row[lower.index(col.lower())]
+                values.append(_eval_simple(node, params))
+            key = tuple(values)
+            text = "-".join("NULL" if v is None else _display(v) for v in values)
+            if key in seen:
+                return text
+            seen.add(key)
+            where = " AND ".join(f'"{c}" = ?' for c in cols)
+            try:
+                hit = self._conn.execute(
+                    f'SELECT 1 FROM "{db}"."{table}" WHERE {where} LIMIT 1', values
+                ).fetchone()
+            except sqlite3.Error:
+                hit = None
+            if hit:
+                return text
+        return "?"
+
+    # -- DDL ---------------------------------------------------------------------------------
+
+    def _execute_ddl(self, stmt: str) -> Ok:
+        self._check_writable()
+        self._implicit_commit()
+        words = stmt.split(None, 3)
+        upper = [w.upper() for w in words]
+        if (
+            len(upper) >= 2
+            and upper[0] in ("CREATE", "DROP")
+            and upper[1]
+            in (
+                "DATABASE",
+                "SCHEMA",
+            )
+        ):
+            return self._database_ddl(stmt)
+        tree = sqlmod.parse_mysql(stmt)
+        for table in tree.find_all(exp.Table):
+            db = table.args.get("db")
+            name = db.name if db is not None else self.db
+            if name and self.engine.db_exists(name):
+                self._attach(name)
+        self._begin_write()
+        try:
+            touched = self._apply_ddl(tree)
+            if touched:
+                position = (
+                    self._log([(self.db or "", stmt)], ddl=True) if not self.replaying else None
+                )
+                if position is not None:
+                    self._store_position(position, touched)
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            self._rollback()
+            raise self._map_error(e, None) from None
+        except BaseException:
+            self._rollback()
+            raise
+        finally:
+            self._end_txn()
+            self.engine.invalidate()
+        return Ok()
+
+    def _database_ddl(self, stmt: str) -> Ok:
+        m = re.fullmatch(
+            r"\s*(CREATE|DROP)\s+(?:DATABASE|SCHEMA)\s+(IF\s+(?:NOT\s+)?EXISTS\s+)?"
+            r"(`(?:[^`]|``)+`|[\w$-]+)(.*)",
+            stmt,
+            re.I | re.S,
+        )
+        if not m:
+            raise sqlmod.syntax_error(stmt)
+        verb = m.group(1).upper()
+        guarded = m.group(2) is not None
+        name = _unquote_ident(m.group(3))
+        if verb == "CREATE":
+            self._require_db("CREATE", name)
+            if name.lower() in _RESERVED or self.engine.db_exists(name):
+                if guarded:
+                    return Ok()
+                raise SqlError(1007, f"Can't create database '{name}'; database exists")
+            if not _DB_NAME.fullmatch(name):
+                raise SqlError(1102, f"Incorrect database name '{name}'")
+            with self._writer():
+                position = (
+                    self._log([(self.db or "", stmt)], ddl=True) if not self.replaying else None
+                )
+                self._create_db_file(name, position)
+            self.engine.bump_epoch(name)
+            return Ok(affected_rows=1)
+        self._require_db("DROP", name)
+        if not self.engine.db_exists(name):
+            if guarded:
+                return Ok()
+            raise SqlError(1008, f"Can't drop database '{name}'; database doesn't exist")
+        with self._writer():
+            if not self.replaying:
+                self._log([(self.db or "", stmt)], ddl=True)
+            if name in self._attached:
+                self._conn.execute(f'DETACH DATABASE "{name}"')
+                del self._attached[name]
+            path = self.engine.db_path(name)
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(path) + suffix).unlink(missing_ok=True)
+        self.engine.bump_epoch(name)
+        self.engine.invalidate()
+        if self.db == name:
+            self.db = None
+        return Ok()
+
+    def _create_db_file(self, name: str, position: tuple[str, int] | None) -> None:
+        path = self.engine.db_path(name)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        conn = sqlite3.connect(str(tmp), isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            _init_db_file(conn, "main")
+            if position is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO _pylamp_meta (k, v) VALUES "
+                    "('binlog_file', ?), ('binlog_pos', ?)",
+                    position,
+                )
+        finally:
+            conn.close()
+        os.replace(tmp, path)
+
+    class _WriterCtx:
+        def __init__(self, session: Session) -> None:
+            self.session = session
+
+        def __enter__(self) -> None:
+            if not self.session.engine.writer_lock.acquire(timeout=_LOCK_WAIT_TIMEOUT):
+                raise SqlError(1205, "Lock wait timeout exceeded; try restarting transaction")
+
+        def __exit__(self, *exc: object) -> None:
+            self.session.engine.writer_lock.release()
+
+    def _writer(self) -> Session._WriterCtx:
+        return Session._WriterCtx(self)
+
+    def _table_ref(self, table: exp.Table) -> tuple[str, str]:
+        db = table.args.get("db")
+        dbname = db.name if db is not None else self.db
+        if dbname is None:
+            raise SqlError(1046, "No database selected")
+        if not self.engine.db_exists(dbname):
+            raise SqlError(1049, f"Unknown database '{dbname}'")
+        self._attach(dbname)
+        return dbname, table.name
+
+    def _apply_ddl(self, tree: exp.Expression) -> set[str]:
+        """Run one DDL statement inside the open write transaction; the databases touched."""
+        if isinstance(tree, exp.Create):
+            kind = (tree.args.get("kind") or "").upper()
+            if kind == "TABLE":
+                return self._create_table(tree)
+            if kind == "INDEX":
+                return self._create_index(tree)
+            if kind == "VIEW":
+                raise SqlError(1235, "This version of MySQL doesn't yet support 'CREATE VIEW'")
+        if isinstance(tree, exp.Drop):
+            kind = (tree.args.get("kind") or "").upper()
+            if kind == "TABLE":
+                return self._drop_tables(tree)
+            if kind == "INDEX":
+                return self._drop_index(tree)
+        if isinstance(tree, exp.Alter):
+            return self._alter_table(tree)
+        if isinstance(tree, exp.TruncateTable):
+            touched: set[str] = set()
+            for t in tree.expressions:
+                db, name = self._table_ref(t)
+                self._require_table("DROP", db, name)
+                if self.engine.table_spec(self._conn, db, name) is None:
+                    raise SqlError(1146, f"Table '{db}.{name}' doesn't exist")
+                self._conn.execute(f'DELETE FROM "{db}"."{name}"')
+                self._conn.execute(
+                    f'DELETE FROM "{db}".sqlite_sequence WHERE name = ?', (name,)
+                ) if self._has_sequence(db) else None
+                touched.add(db)
+            return touched
+        if isinstance(tree, exp.Command) and tree.name.upper() == "RENAME":
+            return self._rename_tables(tree.expression.sql() if tree.expression else "")
+        raise SqlError(
+            1235, f"This version of MySQL doesn't yet support '{tree.sql('mysql')[:60]}'"
+        )
+
+    def _has_sequence(self, db: str) -> bool:
+        row = self._conn.execute(
+            f"SELECT 1 FROM \"{db}\".sqlite_master WHERE name = 'sqlite_sequence'"
+        ).fetchone()
+        return row is not None
+
+    def _save_spec(self, db: str, spec: TableSpec) -> None:
+        self._conn.execute(
+            f'INSERT OR REPLACE INTO "{db}"._pylamp_tables (name, spec) VALUES (?, ?)',
+            (spec.name, spec.to_json()),
+        )
+        self.engine.invalidate()
+
+    def _create_table(self, tree: exp.Create) -> set[str]:
+        schema = tree.this
+        if not isinstance(schema, exp.Schema):
+            if isinstance(schema, exp.Table) and tree.args.get("expression") is None:
+                like = tree.find(exp.LikeProperty)
+                if like is not None:
+                    return self._create_like(tree, schema, like)
+            raise SqlError(1235, "This version of MySQL doesn't yet support 'CREATE TABLE ... AS'")
+        db, name = self._table_ref(schema.this)
+        self._require_table("CREATE", db, name)
+        if self.engine.table_spec(self._conn, db, name) is not None:
+            if tree.args.get("exists"):
+                self.warnings.append(("Note", 1050, f"Table '{name}' already exists"))
+                return set()
+            raise SqlError(1050, f"Table '{name}' already exists")
+        spec = _spec_from_schema(name, schema, tree)
+        for ddl in sqlite_table_ddl(db, spec):
+            self._conn.execute(ddl)
+        self._save_spec(db, spec)
+        return {db}
+
+    def _create_like(self, tree: exp.Create, table: exp.Table, like: exp.LikeProperty) -> set[str]:
+        db, name = self._table_ref(table)
+        src_db, src_name = self._table_ref(like.this)
+        src = self.engine.table_spec(self._conn, src_db, src_name)
+        if src is None:
+            raise SqlError(1146, f"Table '{src_db}.{src_name}' doesn't exist")
+        if self.engine.table_spec(self._conn, db, name) is not None:
+            if tree.args.get("exists"):
+                return set()
+            raise SqlError(1050, f"Table '{name}' already exists")
+        spec = TableSpec.from_json(src.to_json())
+        spec.name = name
+        for ddl in sqlite_table_ddl(db, spec):
+            self._conn.execute(ddl)
+        self._save_spec(db, spec)
+        return {db}
+
+    def _create_index(self, tree: exp.Create) -> set[str]:
+        index = tree.this
+        table = index.args.get("table")
+        db, name = self._table_ref(table)
+        self._require_table("INDEX", db, name)
+        spec = self.engine.table_spec(self._conn, db, name)
+        if spec is None:
+            raise SqlError(1146, f"Table '{db}.{name}' doesn't exist")
+        params = index.args.get("params")
+        cols = [_col_name(c) for c in (params.args.get("columns") if params else [])]
+        kind = "UNIQUE" if tree.args.get("unique") else "KEY"
+        spec = TableSpec.from_json(spec.to_json())
+        _add_index(spec, IndexSpec(index.name, cols, kind))
+        self._rebuild(db, spec, spec)
+        return {db}
+
+    def _drop_index(self, tree: exp.Drop) -> set[str]:
+        cluster = tree.args.get("cluster")
+        table = tree.args.get("this")
+        target = tree.find(exp.Table, bfs=True)
+        on = cluster or target
+        raise SqlError(1235, f"DROP INDEX: use ALTER TABLE ... DROP INDEX ({on}, {table})")
+
+    def _drop_tables(self, tree: exp.Drop) -> set[str]:
+        tables = list(tree.args.get("tables") or [])
+        touched: set[str] = set()
+        missing = []
+        for t in tables:
+            if not isinstance(t, exp.Table):
+                continue
+            db, name = self._table_ref(t)
+            self._require_table("DROP", db, name)
+            spec = self.engine.table_spec(self._conn, db, name)
+            if spec is None:
+                missing.append(f"{db}.{name}")
+                continue
+            self._conn.execute(f'DROP TABLE "{db}"."{spec.name}"')
+            self._conn.execute(f'DELETE FROM "{db}"._pylamp_tables WHERE name = ?', (spec.name,))
+            self.engine.invalidate()
+            touched.add(db)
+        if missing and not tree.args.get("exists"):
+            raise SqlError(1051, f"Unknown table '{','.join(missing)}'")
+        return touched
+
+    def _rename_tables(self, text: str) -> set[str]:
+        raise SqlError(1235, "RENAME TABLE: use ALTER TABLE ... RENAME TO")
+
+    def _alter_table(self, tree: exp.Alter) -> set[str]:
+        db, name = self._table_ref(tree.this)
+        self._require_table("ALTER", db, name)
+        old = self.engine.table_spec(self._conn, db, name)
+        if old is None:
+            raise SqlError(1146, f"Table '{db}.{name}' doesn't exist")
+        spec = TableSpec.from_json(old.to_json())
+        rename_to: str | None = None
+        for action in tree.args.get("actions") or []:
+            rename_to = _alter_action(spec, action, rename_to)
+        if rename_to is not None:
+            if self.engine.table_spec(self._conn, db, rename_to) is not None:
+                raise SqlError(1050, f"Table '{rename_to}' already exists")
+            spec.name = rename_to
+        self._rebuild(db, old, spec)
+        return {db}
+
+    def _rebuild(self, db: str, old: TableSpec, new: TableSpec) -> None:
+        """Recreate a table from a new spec, copying the columns both have (SQLite's ALTER
+        TABLE cannot change types, keys or column order)."""
+        tmp = f"_pylamp_new_{new.name}"
+        for ddl in sqlite_table_ddl(db, new, tmp)[:1]:
+            self._conn.execute(ddl)
+        old_names = {c.name.lower(): c.name for c in old.columns}
+        common = []
+        for c in new.columns:
+            src = old_names.get(c.name.lower()) or old_names.get(getattr(c, "_from", "").lower())
+            if src is not None:
+                common.append((c.name, src))
+        if common:
+            dst = ", ".join(f'"{n}"' for n, _ in common)
+            srcs = ", ".join(f'"{s}"' for _, s in common)
+            try:
+                self._conn.execute(
+                    f'INSERT INTO "{db}"."{tmp}" ({dst}) SELECT {srcs} FROM "{db}"."{old.name}"'
+                )
+            except sqlite3.IntegrityError as e:
+                raise self._map_error(e, None) from None
+        self._conn.execute(f'DROP TABLE "{db}"."{old.name}"')
+        self._conn.execute(f'ALTER TABLE "{db}"."{tmp}" RENAME TO "{new.name}"')
+        for ddl in sqlite_table_ddl(db, new)[1:]:
+            self._conn.execute(ddl)
+        self._conn.execute(f'DELETE FROM "{db}"._pylamp_tables WHERE name = ?', (old.name,))
+        self._save_spec(db, new)
+
+    # -- transactions ------------------------------------------------------------------------
+
+    def _execute_transaction(self, stmt: str) -> Ok:
+        word = sqlmod.first_word(stmt)
+        if word in ("BEGIN", "START"):
+            self._implicit_commit()
+            self.in_transaction = True
+            return Ok()
+        if word == "COMMIT":
+            self.engine.status["Com_commit"] += 1
+            self._commit()
+            return Ok()
+        if re.match(r"\s*ROLLBACK\s+TO\b", stmt, re.I):
+            raise SqlError(1305, "SAVEPOINT does not exist")
+        self.engine.status["Com_rollback"] += 1
+        self._rollback()
+        return Ok()
+
+    # -- SET ---------------------------------------------------------------------------------
+
+    def _execute_set(self, stmt: str) -> Ok:
+        m = re.fullmatch(r"\s*SET\s+(?:NAMES|CHARACTER\s+SET|CHARSET)\s+(.*)", stmt, re.I | re.S)
+        if m:
+            charset = m.group(1).split()[0].strip("'\"`")
+            for var in (
+                "character_set_client",
+                "character_set_connection",
+                "character_set_results",
+            ):
+                self.session_vars[var] = charset
+            return Ok()
+        tree = sqlmod.parse_mysql(stmt)
+        if not isinstance(tree, exp.Set):
+            raise sqlmod.syntax_error(stmt)
+        for item in tree.expressions:
+            self._set_item(item)
+        return Ok()
+
+    def _set_item(self, item: exp.Expression) -> None:
+        eq = item.this if isinstance(item, exp.SetItem) else item
+        scope = (item.args.get("kind") or "").upper() if isinstance(item, exp.SetItem) else ""
+        if not isinstance(eq, exp.EQ):
+            return
+        left, right = eq.this, eq.expression
+        value = self._eval_scalar(right)
+        if isinstance(left, exp.Parameter):
+            self.user_vars[left.name.lower()] = value
+            return
+        if isinstance(left, exp.SessionParameter):
+            name = left.name.lower()
+            if (left.args.get("kind") or "").upper() == "GLOBAL":
+                scope = "GLOBAL"
+        else:
+            name = (
+                left.name.lower()
+                if isinstance(left, exp.Column | exp.Identifier)
+                else (left.sql().lower())
+            )
+        if name == "autocommit":
+            on = _truthy(value)
+            if on and not self.autocommit:
+                self._implicit_commit()
+            self.autocommit = on
+            return
+        if name in ("last_insert_id", "insert_id"):
+            self.last_insert_id = int(value or 0)
+            return
+        if name == "timestamp":
+            return
+        if name not in self.engine.variables and name not in self.session_vars:
+            raise SqlError(1193, f"Unknown system variable '{name}'")
+        if name in ("read_only", "super_read_only") or scope == "GLOBAL":
+            self._require_global("SUPER")
+            if name == "read_only":
+                self.engine.read_only = _truthy(value)
+            self.engine.variables[name] = value
+            return
+        self.session_vars[name] = value
+
+    def _eval_scalar(self, node: exp.Expression) -> Any:
+        if isinstance(node, exp.Literal):
+            return node.this if node.is_string else _number(node.this)
+        if isinstance(node, exp.Null):
+            return None
+        if isinstance(node, exp.Boolean):
+            return 1 if node.this else 0
+        if isinstance(node, exp.Column | exp.Identifier | exp.Var):
+            word = node.name
+            upper = word.upper()
+            if upper in ("ON", "TRUE"):
+                return 1
+            if upper in ("OFF", "FALSE"):
+                return 0
+            if upper == "DEFAULT":
+                return None
+            return word
+        text = node.sql("mysql")
+        result = self._execute_dml("SELECT " + text, Kind.READ)
+        assert isinstance(result, ResultSet)
+        return result.rows[0][0] if result.rows else None
+
+    # -- SHOW --------------------------------------------------------------------------------
+
+    def _execute_show(self, stmt: str) -> ResultSet:
+        text = stmt.strip().rstrip(";").strip()
+        m = re.fullmatch(r"(?:DESCRIBE|DESC|EXPLAIN)\s+(\S+)(?:\s+\S+)?", text, re.I)
+        if m and not re.match(r"(?:DESCRIBE|DESC|EXPLAIN)\s+(SELECT|WITH)\b", text, re.I):
+            return self._show_columns(m.group(1), None, full=False)
+        if re.match(r"EXPLAIN\b", text, re.I):
+            return _text_result(["id", "detail"], [])
+        m = re.fullmatch(r"SHOW\s+(?:SCHEMAS|DATABASES)(?:\s+LIKE\s+(.+))?", text, re.I)
+        if m:
+            names = ["information_schema", *self._visible_dbs()]
+            return self._show_list(["Database"], [(n,) for n in names], m.group(1))
+        m = re.fullmatch(
+            r"SHOW\s+(FULL\s+)?TABLES(?:\s+(?:FROM|IN)\s+(\S+))?(?:\s+LIKE\s+(.+)|\s+WHERE\s+.*)?",
+            text,
+            re.I | re.S,
+        )
+        if m:
+            return self._show_tables(m.group(2), m.group(3), full=m.group(1) is not None)
+        m = re.fullmatch(
+            r"SHOW\s+(FULL\s+)?(?:COLUMNS|FIELDS)\s+(?:FROM|IN)\s+(\S+)"
+            r"(?:\s+(?:FROM|IN)\s+(\S+))?(?:\s+LIKE\s+(.+))?",
+            text,
+            re.I,
+        )
+        if m:
+            table = m.group(2) if m.group(3) is None else f"{m.group(3)}.{m.group(2)}"
+            return self._show_columns(table, m.group(4), full=m.group(1) is not None)
+        m = re.fullmatch(r"SHOW\s+CREATE\s+TABLE\s+(\S+)", text, re.I)
+        if m:
+            db, spec = self._lookup_table(m.group(1))
+            self._require_table("SELECT", db, spec.name)
+            return _text_result(["Table", "Create Table"], [(spec.name, spec.show_create())])
+        m = re.fullmatch(r"SHOW\s+CREATE\s+(?:DATABASE|SCHEMA)\s+(\S+)", text, re.I)
+        if m:
+            name = _unquote_ident(m.group(1))
+            if not self.engine.db_exists(name):
+                raise SqlError(1049, f"Unknown database '{name}'")
+            ddl = f"CREATE DATABASE `{name}` /*!40100 DEFAULT CHARACTER SET utf8mb4 */"
+            return _text_result(["Database", "Create Database"], [(name, ddl)])
+        m = re.fullmatch(
+            r"SHOW\s+(?:(GLOBAL|SESSION|LOCAL)\s+)?VARIABLES(?:\s+LIKE\s+(.+)|\s+WHERE\s+(.+))?",
+            text,
+            re.I | re.S,
+        )
+        if m:
+            rows = [(k, _show_value(self._variable(k))) for k in sorted(self._all_variables())]
+            if m.group(3):
+                names = re.findall(r"'([^']*)'", m.group(3))
+                rows = [r for r in rows if r[0] in {n.lower() for n in names}]
+            return self._show_list(["Variable_name", "Value"], rows, m.group(2))
+        m = re.fullmatch(r"SHOW\s+(?:(?:GLOBAL|SESSION)\s+)?STATUS(?:\s+LIKE\s+(.+))?", text, re.I)
+        if m:
+            status = dict(self.engine.status)
+            status["Uptime"] = int(self.engine.clock() - self.engine.started)
+            status["Threads_connected"] = 1
+            rows = [(k, str(v)) for k, v in sorted(status.items())]
+            return self._show_list(["Variable_name", "Value"], rows, m.group(1))
+        if re.fullmatch(r"SHOW\s+(?:WARNINGS|ERRORS)(?:\s+LIMIT\s+.*)?", text, re.I):
+            warn_rows: list[tuple[Any, ...]] = [tuple(w) for w in self.warnings]
+            return ResultSet(
+                [
+                    Column("Level", FieldType.VAR_STRING, length=28),
+                    Column("Code", FieldType.LONG, ColumnFlag.NUM, 4, charset=BINARY_CHARSET),
+                    Column("Message", FieldType.VAR_STRING, length=2048),
+                ],
+                warn_rows,
+            )
+        if re.fullmatch(r"SHOW\s+(?:FULL\s+)?PROCESSLIST", text, re.I):
+            return _text_result(
+                ["Id", "User", "Host", "db", "Command", "Time", "State", "Info"],
+                [(self.connection_id, self.user, self.host, self.db, "Query", 0, "", text)],
+            )
+        m = re.fullmatch(r"SHOW\s+(?:INDEX|INDEXES|KEYS)\s+(?:FROM|IN)\s+(\S+)", text, re.I)
+        if m:
+            return self._show_index(m.group(1))
+        m = re.fullmatch(r"SHOW\s+GRANTS(?:\s+FOR\s+(.+))?", text, re.I)
+        if m:
+            return self._show_grants(m.group(1))
+        if re.fullmatch(r"SHOW\s+COLLATION(?:\s+.*)?", text, re.I | re.S):
+            return _text_result(
+                ["Collation", "Charset", "Id", "Default", "Compiled", "Sortlen"],
+                [
+                    ("utf8mb4_general_ci", "utf8mb4", 45, "Yes", "Yes", 1),
+                    ("utf8mb4_bin", "utf8mb4", 46, "", "Yes", 1),
+                    ("utf8mb4_0900_ai_ci", "utf8mb4", 255, "", "Yes", 0),
+                    ("utf8mb3_general_ci", "utf8mb3", 33, "Yes", "Yes", 1),
+                    ("latin1_swedish_ci", "latin1", 8, "Yes", "Yes", 1),
+                    ("binary", "binary", 63, "Yes", "Yes", 1),
+                ],
+            )
+        if re.fullmatch(r"SHOW\s+(?:CHARACTER\s+SET|CHARSET)(?:\s+.*)?", text, re.I | re.S):
+            return _text_result(
+                ["Charset", "Description", "Default collation", "Maxlen"],
+                [("utf8mb4", "UTF-8 Unicode", "utf8mb4_general_ci", 4)],
+            )
+        if re.fullmatch(r"SHOW\s+(?:STORAGE\s+)?ENGINES", text, re.I):
+            return _text_result(
+                ["Engine", "Support", "Comment", "Transactions", "XA", "Savepoints"],
+                [("InnoDB", "DEFAULT", "SQLite underneath", "YES", "NO", "NO")],
+            )
+        if re.fullmatch(r"SHOW\s+(?:TABLE\s+STATUS|TRIGGERS|EVENTS|PLUGINS)(?:\s+.*)?", text, re.I):
+            return _text_result(["Name"], [])
+        if re.fullmatch(r"SHOW\s+(?:PROCEDURE|FUNCTION)\s+STATUS(?:\s+.*)?", text, re.I):
+            return _text_result(["Db", "Name", "Type"], [])
+        raise sqlmod.syntax_error(text)
+
+    def _visible_dbs(self) -> list[str]:
+        self._refresh_privileges()
+        names = self.engine.databases()
+        if self._privs.get("*"):
+            return names
+        return [n for n in names if self._privs.get(n) or self._privs.get(n.lower())]
+
+    def _all_variables(self) -> set[str]:
+        names = set(self.engine.variables) | set(self.session_vars)
+        names.discard("last_insert_id")
+        names.discard("identity")
+        return names
+
+    def _show_list(
+        self, names: list[str], rows: list[tuple[Any, ...]], like: str | None
+    ) -> ResultSet:
+        if like:
+            pattern = sqlmod.unescape_string(like.strip()[1:-1], like.strip()[0])
+            regex = re.compile(
+                "".join(
+                    ".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in pattern
+                ),
+                re.I | re.S,
+            )
+            rows = [r for r in rows if regex.fullmatch(str(r[0]))]
+        return _text_result(names, rows)
+
+    def _show_tables(self, db: str | None, like: str | None, *, full: bool) -> ResultSet:
+        dbname = _unquote_ident(db) if db else self.db
+        if dbname is None:
+            raise SqlError(1046, "No database selected")
+        if not self.engine.db_exists(dbname):
+            raise SqlError(1049, f"Unknown database '{dbname}'")
+        self._check_db_access(dbname)
+        self._attach(dbname)
+        names = [
+            r[0]
+            for r in self._conn.execute(
+                f'SELECT name FROM "{dbname}"._pylamp_tables ORDER BY name'
+            ).fetchall()
+        ]
+        header = [f"Tables_in_{dbname}"]
+        if full:
+            return self._show_list(
+                [*header, "Table_type"], [(n, "BASE TABLE") for n in names], like
+            )
+        return self._show_list(header, [(n,) for n in names], like)
+
+    def _lookup_table(self, ref: str) -> tuple[str, TableSpec]:
+        parts = [_unquote_ident(p) for p in re.findall(r"`(?:[^`]|``)+`|[^.]+", ref)]
+        if len(parts) == 2:
+            db, name = parts
+        else:
+            if self.db is None:
+                raise SqlError(1046, "No database selected")
+            db, name = self.db, parts[0]
+        if not self.engine.db_exists(db):
+            raise SqlError(1049, f"Unknown database '{db}'")
+        self._attach(db)
+        spec = self.engine.table_spec(self._conn, db, name)
+        if spec is None:
+            raise SqlError(1146, f"Table '{db}.{name}' doesn't exist")
+        return db, spec
+
+    def _show_columns(self, ref: str, like: str | None, *, full: bool) -> ResultSet:
+        db, spec = self._lookup_table(ref)
+        self._require_table("SELECT", db, spec.name)
+        rows = []
+        for c in spec.columns:
+            extra = "auto_increment" if c.auto_increment else ""
+            if c.on_update:
+                extra = (extra + " on update " + c.on_update).strip()
+            default = c.default
+            if default is not None and default.startswith("'"):
+                default = sqlmod.unescape_string(default[1:-1], "'")
+            elif default is not None and default.upper() == "NULL":
+                default = None
+            row: tuple[Any, ...] = (
+                c.name,
+                c.type,
+                "YES" if c.nullable else "NO",
+                spec.key_label(c.name),
+                default,
+                extra,
+            )
+            if full:
+                row = (*row[:2], None, *row[2:], "select,insert,update,references", c.comment)
+            rows.append(row)
+        names = ["Field", "Type", "Null", "Key", "Default", "Extra"]
+        if full:
+            names = [
+                "Field",
+                "Type",
+                "Collation",
+                "Null",
+                "Key",
+                "Default",
+                "Extra",
+                "Privileges",
+                "Comment",
+            ]
+        result = self._show_list(names, rows, like)
+        cols = [Column(n, FieldType.VAR_STRING, length=256) for n in names]
+        return ResultSet(cols, result.rows)
+
+    def _show_index(self, ref: str) -> ResultSet:
+        _db, spec = self._lookup_table(ref)
+        rows = []
+        for idx in spec.indexes:
+            for seq, col in enumerate(idx.columns, 1):
+                c = spec.column(col)
+                rows.append(
+                    (
+                        spec.name,
+                        0 if idx.kind in ("PRIMARY", "UNIQUE") else 1,
+                        idx.name,
+                        seq,
+                        col,
+                        "A",
+                        0,
+                        None,
+                        None,
+                        "YES" if c is not None and c.nullable else "",
+                        "BTREE",
+                        "",
+                        "",
+                        "YES",
+                        None,
+                    )
+                )
+        names = [
+            "Table",
+            "Non_unique",
+            "Key_name",
+            "Seq_in_index",
+            "Column_name",
+            "Collation",
+            "Cardinality",
+            "Sub_part",
+            "Packed",
+            "Null",
+            "Index_type",
+            "Comment",
+            "Index_comment",
+            "Visible",
+            "Expression",
+        ]
+        return _text_result(names, rows)
+
+    def _show_grants(self, who: str | None) -> ResultSet:
+        account = self.account
+        if who and who.strip().upper() not in ("CURRENT_USER", "CURRENT_USER()"):
+            account = _parse_account(who)
+            if account != self.account:
+                self._require_global("SELECT") if False else None
+        privs = self.engine.accounts.privileges(account)
+        rows = []
+        for db, names in sorted(privs.items()):
+            grant_option = "GRANT OPTION" in names
+            names = names - {"GRANT OPTION"}
+            if set(ALL_PRIVILEGES) <= names or (db != "*" and _db_all(names)):
+                text = "ALL PRIVILEGES"
+            else:
+                text = ", ".join(sorted(names)) or "USAGE"
+            on = "*.*" if db == "*" else f"`{db}`.*"
+            line = f"GRANT {text} ON {on} TO {account}"
+            if grant_option:
+                line += " WITH GRANT OPTION"
+            rows.append((line,))
+        if not rows:
+            rows.append((f"GRANT USAGE ON *.* TO {account}",))
+        return _text_result([f"Grants for {account.user}@{account.host}"], rows)
+
+    # -- accounts ----------------------------------------------------------------------------
+
+    def _execute_account(self, stmt: str) -> Ok:
+        self._check_writable()
+        self._implicit_commit()
+        text = stmt.strip().rstrip(";").strip()
+        logged = text
+        m = re.fullmatch(
+            r"CREATE\s+USER\s+(IF\s+NOT\s+EXISTS\s+)?(.+?)"
+            r"(?:\s+IDENTIFIED\s+(?:WITH\s+\S+\s+)?(BY\s+PASSWORD|BY|AS)\s+('(?:[^'\\]|\\.)*'|\"[^\"]*\"))?",
+            text,
+            re.I | re.S,
+        )
+        if m:
+            self._require_global("CREATE USER")
+            account = _parse_account(m.group(2))
+            auth = ""
+            if m.group(4):
+                secret = sqlmod.unescape_string(m.group(4)[1:-1], m.group(4)[0])
+                by = m.group(3).upper() == "BY"
+                auth = native_password_hash(secret) if by else secret
+                logged = text[: m.start(3)] + "AS '" + auth + "'"
+            self.engine.accounts.create_user(account, auth, if_not_exists=m.group(1) is not None)
+            self._log_account(logged)
+            return Ok()
+        m = re.fullmatch(r"DROP\s+USER\s+(IF\s+EXISTS\s+)?(.+)", text, re.I | re.S)
+        if m:
+            self._require_global("CREATE USER")
+            for part in _split_accounts(m.group(2)):
+                self.engine.accounts.drop_user(
+                    _parse_account(part), if_exists=m.group(1) is not None
+                )
+            self._log_account(logged)
+            return Ok()
+        m = re.fullmatch(
+            r"(?:ALTER\s+USER\s+(.+?)\s+IDENTIFIED\s+(?:WITH\s+\S+\s+)?BY|SET\s+PASSWORD\s+FOR\s+(.+?)\s*=)"
+            r"\s+('(?:[^'\\]|\\.)*'|\"[^\"]*\")",
+            text,
+            re.I | re.S,
+        )
+        if m:
+            account = _parse_account(m.group(1) or m.group(2))
+            if account != self.account:
+                self._require_global("CREATE USER")
+            secret = sqlmod.unescape_string(m.group(3)[1:-1], m.group(3)[0])
+            auth = native_password_hash(secret)
+            self.engine.accounts.set_password(account, auth)
+            self._log_account(
+                f"ALTER USER {account} IDENTIFIED WITH mysql_native_password AS '{auth}'"
+            )
+            return Ok()
+        m = re.fullmatch(
+            r"(GRANT|REVOKE)\s+(.+?)\s+ON\s+(?:TABLE\s+)?(\S+)\s+(TO|FROM)\s+(.+?)"
+            r"(\s+IDENTIFIED\s+BY\s+'(?:[^'\\]|\\.)*')?(\s+WITH\s+GRANT\s+OPTION)?",
+            text,
+            re.I | re.S,
+        )
+        if m:
+            verb = m.group(1).upper()
+            privs = _parse_privileges(m.group(2))
+            target = m.group(3)
+            db = _grant_db(target)
+            if m.group(7):
+                privs.append("GRANT OPTION")
+            for p in privs:
+                if db != "*" and p in GLOBAL_ONLY:
+                    raise SqlError(1221, "Incorrect usage of DB GRANT and GLOBAL PRIVILEGES")
+            if not self.replaying and not self._has("GRANT OPTION", None if db == "*" else db):
+                raise SqlError(
+                    1044 if db != "*" else 1227,
+                    f"Access denied for user '{self.user}'@'{self.host}' to database '{db}'"
+                    if db != "*"
+                    else "Access denied; you need (at least one of) the GRANT OPTION "
+                    "privilege(s) for this operation",
+                )
+            for part in _split_accounts(m.group(5)):
+                account = _parse_account(part)
+                if not self.engine.accounts.exists(account):
+                    if verb == "GRANT":
+                        raise SqlError(1133, "Can't find any matching row in the user table")
+                    raise SqlError(
+                        1141,
+                        f"There is no such grant defined for user "
+                        f"'{account.user}' on host '{account.host}'",
+                    )
+                if verb == "GRANT":
+                    self.engine.accounts.grant(account, db, privs)
+                else:
+                    self.engine.accounts.revoke(account, db, privs)
+            self._log_account(logged if not m.group(6) else text.replace(m.group(6), ""))
+            return Ok()
+        raise sqlmod.syntax_error(text)
+
+    def _log_account(self, text: str) -> None:
+        if self.replaying:
+            return
+        with self._writer():
+            self._log([(self.db or "", text)], ddl=True)
+
+    # -- admin and others --------------------------------------------------------------------
+
+    def _execute_admin(self, stmt: str) -> ResultSet | Ok:
+        command = sqlmod.parse_admin(stmt)
+        assert command is not None
+        needs = {
+            "show_master_status": "REPLICATION CLIENT",
+            "show_slave_status": "REPLICATION CLIENT",
+            "show_binary_logs": "REPLICATION CLIENT",
+            "show_binlog_events": "REPLICATION SLAVE",
+        }.get(command.kind, "SUPER")
+        if needs != "SUPER" and self._has("SUPER", None):
+            needs = "SUPER"
+        self._require_global(needs)
+        if self.engine.admin is None:
+            if command.kind == "show_master_status":
+                return _text_result(["File", "Position", "Binlog_Do_DB", "Binlog_Ignore_DB"], [])
+            if command.kind == "show_slave_status":
+                return _text_result(["Slave_IO_State"], [])
+            raise SqlError(1381, "You are not using binary logging")
+        return self.engine.admin(command)
+
+    def _execute_other(self, stmt: str) -> Ok | ResultSet:
+        word = sqlmod.first_word(stmt)
+        if word in ("LOCK", "UNLOCK", "ANALYZE", "OPTIMIZE", "CHECK", "REPAIR", "DO"):
+            return Ok()
+        if word == "FLUSH":
+            self._require_global("RELOAD")
+            return Ok()
+        if word == "SET" or word == "START":
+            return Ok()
+        if word == "XA":
+            return _text_result(["formatID", "gtrid_length", "bqual_length", "data"], [])
+        if word in ("SAVEPOINT", "RELEASE"):
+            return Ok()
+        if word == "KILL":
+            return Ok()
+        raise sqlmod.syntax_error(stmt)
+
+    # -- replay ------------------------------------------------------------------------------
+
+    def apply_logged(
+        self, txn: Any, end: tuple[str, int], positions: dict[str, tuple[str, int] | None]
+    ) -> bool:
+        """Apply one logged transaction during recovery, skipping databases that have it."""
+        applied = False
+        stmts = [(getattr(s, "db", None), getattr(s, "sql", s)) for s in txn.statements]
+        self._now = float(getattr(txn, "timestamp", 0.0))
+        ddl = getattr(txn, "xid", 1) is None
+        try:
+            for db, text in stmts:
+                target_db = _statement_target_db(text, db or None)
+                if target_db is not None:
+                    pos = positions.get(target_db)
+                    if pos is not None and pos >= end:
+                        continue
+                elif ddl and _database_stmt_done(text, self.engine):
+                    continue
+                self.db = db if db and self.engine.db_exists(db) else None
+                if not ddl and not self.in_transaction:
+                    self.in_transaction = True
+                self.execute(text)
+                applied = True
+                if target_db is not None and self._holds_writer:
+                    self._txn_dbs.add(target_db)
+                if ddl and target_db is not None and self.engine.db_exists(target_db):
+                    self._store_recovered(target_db, end)
+            if self._holds_writer:
+                self._store_position(end, self._txn_dbs)
+                self._conn.execute("COMMIT")
+                self._end_txn()
+        except BaseException:
+            self._rollback()
+            raise
+        self.in_transaction = False
+        return applied
+
+    def _store_recovered(self, db: str, end: tuple[str, int]) -> None:
+        self._attach(db)
+        self._conn.execute(
+            f'INSERT OR REPLACE INTO "{db}"._pylamp_meta (k, v) VALUES '
+            "('binlog_file', ?), ('binlog_pos', ?)",
+            end,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers.
+
+
+def _statement_target_db(text: str, current: str | None) -> str | None:
+    word = sqlmod.first_word(text)
+    m = re.match(
+        r"\s*(?:CREATE|DROP)\s+(?:DATABASE|SCHEMA)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?"
+        r"(`(?:[^`]|``)+`|[\w$-]+)",
+        text,
+        re.I,
+    )
+    if m:
+        return None
+    if word in ("GRANT", "REVOKE") or sqlmod.classify(text) is Kind.ACCOUNT:
+        return None
+    m = re.search(r"\b(?:INTO|UPDATE|FROM|TABLE|EXISTS)\s+(`(?:[^`]|``)+`|[\w$]+)\s*\.", text, re.I)
+    if m:
+        return _unquote_ident(m.group(1))
+    return current
+
+
+def _database_stmt_done(text: str, engine: Engine) -> bool:
+    m = re.match(
+        r"\s*(CREATE|DROP)\s+(?:DATABASE|SCHEMA)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?"
+        r"(`(?:[^`]|``)+`|[\w$-]+)",
+        text,
+        re.I,
+    )
+    if m:
+        exists = engine.db_exists(_unquote_ident(m.group(2)))
+        return exists if m.group(1).upper() == "CREATE" else not exists
+    return False
+
+
+def _inline_user_vars(text: str, values: dict[str, Any]) -> str:
+    shape = sqlmod.strip_literals(text)
+    out = re.sub(
+        r"@(?!@)(`[^`]*`|[A-Za-z0-9_.$]+)",
+        lambda m: sqlmod.literal_sql(values.get(m.group(1).strip("`").lower())),
+        shape.text,
+    )
+    return sqlmod.restore(Shape(out, shape.literals))
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _number(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.upper() in ("1", "ON", "TRUE")
+    return bool(value)
+
+
+def _show_value(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _display(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _eval_simple(node: exp.Expression, params: dict[str, Any]) -> Any:
+    if isinstance(node, exp.Placeholder):
+        return params.get(node.name)
+    if isinstance(node, exp.Literal):
+        return node.this if node.is_string else _number(node.this)
+    if isinstance(node, exp.Neg):
+        inner = _eval_simple(node.this, params)
+        return -inner if isinstance(inner, int | float) else None
+    return None
+
+
+def _unquote_ident(text: str) -> str:
+    text = text.strip()
+    if text.startswith("`") and text.endswith("`"):
+        return text[1:-1].replace("``", "`")
+    return text
+
+
+def _mysql_text(node: exp.Expression) -> str:
+    return node.sql("mysql")
+
+
+def _col_name(node: exp.Expression) -> str:
+    if isinstance(node, exp.Ordered):
+        node = node.this
+    return node.name
+
+
+def _parse_account(text: str) -> Account:
+    text = text.strip()
+    m = re.fullmatch(
+        r"('(?:[^']|'')*'|\"[^\"]*\"|`[^`]*`|[\w.$-]+)(?:\s*@\s*('(?:[^']|'')*'|\"[^\"]*\"|`[^`]*`|[\w.%:$-]+))?",
+        text,
+    )
+    if not m:
+        raise sqlmod.syntax_error(text)
+
+    def unq(s: str) -> str:
+        return s[1:-1] if s[:1] in "'\"`" else s
+
+    return Account(unq(m.group(1)), unq(m.group(2)) if m.group(2) else "%")
+
+
+def _split_accounts(text: str) -> list[str]:
+    return [p for p in re.split(r",(?=(?:[^']*'[^']*')*[^']*$)", text) if p.strip()]
+
+
+def _parse_privileges(text: str) -> list[str]:
+    out: list[str] = []
+    for part in text.split(","):
+        name = " ".join(part.upper().split())
+        name = re.sub(r"\s*\(.*\)", "", name)
+        if name in ("ALL", "ALL PRIVILEGES"):
+            out.extend(ALL_PRIVILEGES)
+        elif name == "USAGE":
+            continue
+        elif name in ALL_PRIVILEGES or name == "GRANT OPTION":
+            out.append(name)
+        else:
+            raise sqlmod.syntax_error(part)
+    return out
+
+
+def _db_all(names: set[str]) -> bool:
+    return set(ALL_PRIVILEGES) - GLOBAL_ONLY <= names
+
+
+def _grant_db(target: str) -> str:
+    parts = [_unquote_ident(p) for p in target.split(".")]
+    if parts[0] == "*":
+        return "*"
+    return parts[0]
+
+
+def _spec_from_schema(name: str, schema: exp.Schema, tree: exp.Create) -> TableSpec:
+    columns: list[ColumnSpec] = []
+    indexes: list[IndexSpec] = []
+    for item in schema.expressions:
+        if isinstance(item, exp.ColumnDef):
+            col, extra = _column_spec(item)
+            columns.append(col)
+            for idx in extra:
+                _add_index_raw(indexes, idx)
+        elif isinstance(item, exp.PrimaryKey):
+            _add_index_raw(
+                indexes, IndexSpec("PRIMARY", [_col_name(e) for e in item.expressions], "PRIMARY")
+            )
+        elif isinstance(item, exp.UniqueColumnConstraint):
+            target = item.this
+            cols = (
+                [_col_name(e) for e in target.expressions] if isinstance(target, exp.Schema) else []
+            )
+            idx_name = target.this.name if isinstance(target, exp.Schema) and target.this else ""
+            _add_index_raw(indexes, IndexSpec(idx_name or cols[0], cols, "UNIQUE"))
+        elif isinstance(item, exp.IndexColumnConstraint):
+            cols = [_col_name(e) for e in item.expressions]
+            kind = str(item.args.get("kind") or "").upper()
+            if kind in ("FULLTEXT", "SPATIAL"):
+                continue
+            idx_name = item.this.name if item.this else cols[0]
+            _add_index_raw(
+                indexes, IndexSpec(idx_name, cols, "UNIQUE" if kind == "UNIQUE" else "KEY")
+            )
+        elif isinstance(item, exp.Constraint):
+            for sub in item.expressions:
+                if isinstance(sub, exp.PrimaryKey):
+                    _add_index_raw(
+                        indexes,
+                        IndexSpec("PRIMARY", [_col_name(e) for e in sub.expressions], "PRIMARY"),
+                    )
+                elif isinstance(sub, exp.UniqueColumnConstraint):
+                    target = sub.this
+                    cols = (
+                        [_col_name(e) for e in target.expressions]
+                        if isinstance(target, exp.Schema)
+                        else []
+                    )
+                    _add_index_raw(indexes, IndexSpec(item.name or cols[0], cols, "UNIQUE"))
+        elif isinstance(item, exp.ForeignKey):
+            continue
+    names = {c.name.lower() for c in columns}
+    for idx in indexes:
+        for c in idx.columns:
+            if c.lower() not in names:
+                raise SqlError(1072, f"Key column '{c}' doesn't exist in table")
+    for idx in indexes:
+        if idx.kind == "PRIMARY":
+            for column in columns:
+                if column.name.lower() in {x.lower() for x in idx.columns}:
+                    column.nullable = False
+    spec = TableSpec(name, columns, indexes)
+    props = tree.args.get("properties")
+    if props is not None:
+        for p in props.expressions:
+            if isinstance(p, exp.EngineProperty):
+                spec.engine = p.name or "InnoDB"
+            elif isinstance(p, exp.CharacterSetProperty):
+                spec.charset = p.name or "utf8mb4"
+    return spec
+
+
+def _add_index_raw(indexes: list[IndexSpec], idx: IndexSpec) -> None:
+    if idx.kind == "PRIMARY":
+        if any(i.kind == "PRIMARY" for i in indexes):
+            raise SqlError(1068, "Multiple primary key defined")
+        indexes.insert(0, idx)
+        return
+    base = idx.name
+    n = 2
+    while any(i.name.lower() == idx.name.lower() for i in indexes):
+        idx = IndexSpec(f"{base}_{n}", idx.columns, idx.kind)
+        n += 1
+    indexes.append(idx)
+
+
+def _add_index(spec: TableSpec, idx: IndexSpec) -> None:
+    if idx.kind != "PRIMARY" and any(i.name.lower() == idx.name.lower() for i in spec.indexes):
+        raise SqlError(1061, f"Duplicate key name '{idx.name}'")
+    for c in idx.columns:
+        if spec.column(c) is None:
+            raise SqlError(1072, f"Key column '{c}' doesn't exist in table")
+    _add_index_raw(spec.indexes, idx)
+
+
+def _normalise_type(kind: exp.DataType) -> str:
+    text = kind.sql("mysql").lower().replace(", ", ",")
+    if text in ("boolean", "bool"):
+        return "tinyint(1)"
+    m = re.fullmatch(r"(int|smallint|mediumint|bigint)\(\d+\)(.*)", text)
+    if m:
+        text = m.group(1) + m.group(2)
+    if text.startswith("integer"):
+        text = "int" + text[len("integer") :]
+    return text
+
+
+def _column_spec(item: exp.ColumnDef) -> tuple[ColumnSpec, list[IndexSpec]]:
+    kind = item.args.get("kind")
+    mysql_type = _normalise_type(kind) if isinstance(kind, exp.DataType) else "text"
+    col = ColumnSpec(item.name, mysql_type)
+    extra: list[IndexSpec] = []
+    for cons in item.args.get("constraints") or []:
+        k = cons.args.get("kind")
+        if isinstance(k, exp.NotNullColumnConstraint):
+            col.nullable = bool(k.args.get("allow_null"))
+        elif isinstance(k, exp.AutoIncrementColumnConstraint):
+            col.auto_increment = True
+        elif isinstance(k, exp.DefaultColumnConstraint):
+            col.default = _default_text(k.this)
+        elif isinstance(k, exp.OnUpdateColumnConstraint):
+            col.on_update = "CURRENT_TIMESTAMP"
+        elif isinstance(k, exp.CommentColumnConstraint):
+            col.comment = k.this.name if isinstance(k.this, exp.Literal) else ""
+        elif isinstance(k, exp.PrimaryKeyColumnConstraint):
+            extra.append(IndexSpec("PRIMARY", [col.name], "PRIMARY"))
+        elif isinstance(k, exp.UniqueColumnConstraint):
+            extra.append(IndexSpec(col.name, [col.name], "UNIQUE"))
+    if col.type == "serial":
+        col.type = "bigint unsigned"
+        col.auto_increment = True
+        col.nullable = False
+        extra.append(IndexSpec(col.name, [col.name], "UNIQUE"))
+    return col, extra
+
+
+def _default_text(node: exp.Expression) -> str:
+    if isinstance(node, exp.Null):
+        return "NULL"
+    if isinstance(node, exp.CurrentTimestamp):
+        return "CURRENT_TIMESTAMP"
+    if isinstance(node, exp.Literal):
+        if node.is_string:
+            return "'" + node.this.replace("'", "''") + "'"
+        return "'" + node.this + "'"
+    if isinstance(node, exp.Boolean):
+        return "'1'" if node.this else "'0'"
+    if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal):
+        return "'-" + node.this.this + "'"
+    return "(" + node.sql("mysql") + ")"
+
+
+def _alter_action(spec: TableSpec, action: exp.Expression, rename_to: str | None) -> str | None:
+    if isinstance(action, exp.ColumnDef):
+        col, extra = _column_spec(action)
+        if spec.column(col.name) is not None:
+            raise SqlError(1060, f"Duplicate column name '{col.name}'")
+        position = action.args.get("position")
+        _insert_column(spec, col, position)
+        for idx in extra:
+            _add_index(spec, idx)
+        return rename_to
+    if isinstance(action, exp.Drop):
+        kind = (action.args.get("kind") or "").upper()
+        dropped = action.args.get("tables") or []
+        name = dropped[0].name if dropped else (action.this.name if action.this else "")
+        if kind in ("COLUMN", ""):
+            if spec.column(name) is None:
+                raise SqlError(1091, f"Can't DROP '{name}'; check that column/key exists")
+            spec.columns = [c for c in spec.columns if c.name.lower() != name.lower()]
+            for idx in spec.indexes:
+                idx.columns = [c for c in idx.columns if c.lower() != name.lower()]
+            spec.indexes = [i for i in spec.indexes if i.columns]
+            return rename_to
+        if kind in ("INDEX", "KEY"):
+            before = len(spec.indexes)
+            spec.indexes = [i for i in spec.indexes if i.name.lower() != name.lower()]
+            if len(spec.indexes) == before:
+                raise SqlError(1091, f"Can't DROP '{name}'; check that column/key exists")
+            return rename_to
+        if kind == "PRIMARY KEY" or name.upper() == "PRIMARY":
+            spec.indexes = [i for i in spec.indexes if i.kind != "PRIMARY"]
+            return rename_to
+    if isinstance(action, exp.AlterRename):
+        return action.this.name
+    if isinstance(action, exp.RenameColumn):
+        old = action.this.name
+        new = action.args["to"].name
+        renamed = spec.column(old)
+        if renamed is None:
+            raise SqlError(1054, f"Unknown column '{old}' in '{spec.name}'")
+        _rename_column(spec, renamed, new)
+        return rename_to
+    if isinstance(action, exp.AlterColumn):
+        altered = spec.column(action.this.name)
+        if altered is None:
+            raise SqlError(1054, f"Unknown column '{action.this.name}' in '{spec.name}'")
+        col = altered
+        if action.args.get("drop"):
+            col.default = None
+        elif action.args.get("default") is not None:
+            col.default = _default_text(action.args["default"])
+        if isinstance(action.args.get("dtype"), exp.DataType):
+            col.type = _normalise_type(action.args["dtype"])
+        return rename_to
+    if isinstance(action, exp.ModifyColumn):
+        coldef = action.this
+        old_name = action.args.get("rename_from")
+        old_name = old_name.name if old_name is not None else coldef.name
+        existing = spec.column(old_name)
+        if existing is None:
+            raise SqlError(1054, f"Unknown column '{old_name}' in '{spec.name}'")
+        col, extra = _column_spec(coldef)
+        if col.name.lower() != old_name.lower() and spec.column(col.name) is not None:
+            raise SqlError(1060, f"Duplicate column name '{col.name}'")
+        col_from = getattr(existing, "_from", existing.name)
+        index = spec.columns.index(existing)
+        spec.columns[index] = col
+        object.__setattr__(col, "_from", col_from)
+        for idx in spec.indexes:
+            idx.columns = [col.name if c.lower() == old_name.lower() else c for c in idx.columns]
+        position = coldef.args.get("position")
+        if position is not None:
+            spec.columns.remove(col)
+            _insert_column(spec, col, position)
+        for idx in extra:
+            _add_index(spec, idx)
+        return rename_to
+    if isinstance(action, exp.AddConstraint | exp.Constraint):
+        for sub in action.expressions or [action.this]:
+            _alter_add_index(spec, sub)
+        return rename_to
+    if isinstance(action, exp.IndexColumnConstraint | exp.UniqueColumnConstraint | exp.PrimaryKey):
+        _alter_add_index(spec, action)
+        return rename_to
+    raise SqlError(
+        1235, f"This version of MySQL doesn't yet support 'ALTER TABLE {action.sql('mysql')[:60]}'"
+    )
+
+
+def _alter_add_index(spec: TableSpec, item: exp.Expression) -> None:
+    if isinstance(item, exp.PrimaryKey):
+        _add_index(spec, IndexSpec("PRIMARY", [_col_name(e) for e in item.expressions], "PRIMARY"))
+    elif isinstance(item, exp.UniqueColumnConstraint):
+        target = item.this
+        cols = [_col_name(e) for e in target.expressions] if isinstance(target, exp.Schema) else []
+        name = target.this.name if isinstance(target, exp.Schema) and target.this else cols[0]
+        _add_index(spec, IndexSpec(name, cols, "UNIQUE"))
+    elif isinstance(item, exp.IndexColumnConstraint):
+        cols = [_col_name(e) for e in item.expressions]
+        kind = str(item.args.get("kind") or "").upper()
+        _add_index(
+            spec,
+            IndexSpec(
+                item.this.name if item.this else cols[0],
+                cols,
+                "UNIQUE" if kind == "UNIQUE" else "KEY",
+            ),
+        )
+    else:
+        raise SqlError(
+            1235, f"This version of MySQL doesn't yet support '{item.sql('mysql')[:60]}'"
+        )
+
+
+def _insert_column(spec: TableSpec, col: ColumnSpec, position: Any) -> None:
+    if position is None:
+        spec.columns.append(col)
+        return
+    where = str(position.args.get("position") or "").upper()
+    if where == "FIRST":
+        spec.columns.insert(0, col)
+        return
+    # AFTER col: MySQL puts it after that column (kept, so SHOW CREATE matches)
+    after = position.this.name if isinstance(position, exp.Expression) and position.this else ""
+    for i, c in enumerate(spec.columns):
+        if c.name.lower() == after.lower():
+            spec.columns.insert(i + 1, col)
+            return
+    spec.columns.append(col)
+
+
+def _rename_column(spec: TableSpec, col: ColumnSpec, new: str) -> None:
+    old = col.name
+    col.name = new
+    object.__setattr__(col, "_from", old)
+    for idx in spec.indexes:
+        idx.columns = [new if c.lower() == old.lower() else c for c in idx.columns]

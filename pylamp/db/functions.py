@@ -1,0 +1,196 @@
+"""MySQL functions that SQLite lacks, registered as Python functions on each connection.
+
+sqlglot's MySQL -> SQLite generator keeps some MySQL function names (LEFT, RIGHT, CONCAT_WS,
+LPAD, YEAR, ...) or emits names SQLite does not have (UNIX_TO_TIME, SHA); these fill the gap
+with MySQL's semantics (NULL in, NULL out).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import re
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["register_functions"]
+
+
+def _nullsafe(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any) -> Any:
+        if any(a is None for a in args):
+            return None
+        try:
+            return fn(*args)
+        except (ValueError, TypeError, OverflowError, IndexError):
+            return None
+
+    return wrapper
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+        return repr(v)
+    return str(v)
+
+
+def _parse_dt(v: Any) -> _dt.datetime:
+    s = _text(v).strip()
+    for fmt in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            return _dt.datetime.strptime(s, fmt)
+        except ValueError:
+            continue
+    raise ValueError(s)
+
+
+def _concat_ws(sep: Any, *args: Any) -> Any:
+    if sep is None:
+        return None
+    return _text(sep).join(_text(a) for a in args if a is not None)
+
+
+def _lpad(s: Any, n: Any, pad: Any) -> Any:
+    s, n, pad = _text(s), int(n), _text(pad)
+    if len(s) >= n:
+        return s[:n]
+    if not pad:
+        return None
+    fill = (pad * (n // len(pad) + 1))[: n - len(s)]
+    return fill + s
+
+
+def _rpad(s: Any, n: Any, pad: Any) -> Any:
+    s, n, pad = _text(s), int(n), _text(pad)
+    if len(s) >= n:
+        return s[:n]
+    if not pad:
+        return None
+    return s + (pad * (n // len(pad) + 1))[: n - len(s)]
+
+
+def _unix_timestamp(v: Any) -> int:
+    return int(time.mktime(_parse_dt(v).timetuple()))
+
+
+def _from_unixtime(v: Any, fmt: Any = None) -> str:
+    text = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(v)))
+    if fmt is not None:
+        return _date_format(text, fmt)
+    return text
+
+
+_MYSQL_FORMAT = {
+    "%Y": "%Y",
+    "%y": "%y",
+    "%m": "%m",
+    "%c": "{month}",
+    "%d": "%d",
+    "%e": "{day}",
+    "%H": "%H",
+    "%k": "{hour}",
+    "%h": "%I",
+    "%I": "%I",
+    "%l": "{hour12}",
+    "%i": "%M",
+    "%s": "%S",
+    "%S": "%S",
+    "%f": "%f",
+    "%p": "%p",
+    "%W": "%A",
+    "%a": "%a",
+    "%M": "%B",
+    "%b": "%b",
+    "%j": "%j",
+    "%T": "%H:%M:%S",
+    "%r": "%I:%M:%S %p",
+    "%%": "%%",
+}
+
+
+def _date_format(v: Any, fmt: Any) -> str:
+    d = _parse_dt(v)
+    out = re.sub(r"%.", lambda m: _MYSQL_FORMAT.get(m.group(0), m.group(0)[1:]), _text(fmt))
+    out = d.strftime(out)
+    return out.format(month=d.month, day=d.day, hour=d.hour, hour12=(d.hour % 12) or 12)
+
+
+def _regexp(pattern: Any, value: Any) -> Any:
+    if pattern is None or value is None:
+        return None
+    return 1 if re.search(_text(pattern), _text(value), re.I) else 0
+
+
+def _field(v: Any, *args: Any) -> int:
+    if v is None:
+        return 0
+    for i, a in enumerate(args, 1):
+        if a is not None and _text(a).lower() == _text(v).lower():
+            return i
+    return 0
+
+
+def _elt(n: Any, *args: Any) -> Any:
+    if n is None:
+        return None
+    i = int(n)
+    return args[i - 1] if 1 <= i <= len(args) else None
+
+
+def _digest(name: str) -> Callable[[Any], str]:
+    def fn(v: Any) -> str:
+        data = v if isinstance(v, bytes) else _text(v).encode()
+        return hashlib.new(name, data).hexdigest()
+
+    return fn
+
+
+def _truncate(v: Any, d: Any = 0) -> Any:
+    from decimal import ROUND_DOWN, Decimal
+
+    q = Decimal(1).scaleb(-int(d))
+    result = Decimal(repr(v) if isinstance(v, float) else str(v)).quantize(q, rounding=ROUND_DOWN)
+    return int(result) if int(d) <= 0 else float(result)
+
+
+_FUNCTIONS: list[tuple[str, int, Callable[..., Any]]] = [
+    ("CONCAT_WS", -1, _concat_ws),
+    ("LEFT", 2, _nullsafe(lambda s, n: _text(s)[: max(0, int(n))])),
+    ("RIGHT", 2, _nullsafe(lambda s, n: _text(s)[-int(n) :] if int(n) > 0 else "")),
+    ("MID", 3, _nullsafe(lambda s, p, n: _text(s)[int(p) - 1 : int(p) - 1 + int(n)])),
+    ("LPAD", 3, _nullsafe(_lpad)),
+    ("RPAD", 3, _nullsafe(_rpad)),
+    ("REVERSE", 1, _nullsafe(lambda s: _text(s)[::-1])),
+    ("YEAR", 1, _nullsafe(lambda v: _parse_dt(v).year)),
+    ("MONTH", 1, _nullsafe(lambda v: _parse_dt(v).month)),
+    ("DAY", 1, _nullsafe(lambda v: _parse_dt(v).day)),
+    ("DAYOFMONTH", 1, _nullsafe(lambda v: _parse_dt(v).day)),
+    ("HOUR", 1, _nullsafe(lambda v: _parse_dt(v).hour)),
+    ("MINUTE", 1, _nullsafe(lambda v: _parse_dt(v).minute)),
+    ("SECOND", 1, _nullsafe(lambda v: _parse_dt(v).second)),
+    ("UNIX_TIMESTAMP", 1, _nullsafe(_unix_timestamp)),
+    ("UNIX_TO_TIME", 1, _nullsafe(_from_unixtime)),
+    ("FROM_UNIXTIME", 1, _nullsafe(_from_unixtime)),
+    ("FROM_UNIXTIME", 2, _nullsafe(_from_unixtime)),
+    ("DATE_FORMAT", 2, _nullsafe(_date_format)),
+    ("REGEXP", 2, _regexp),
+    ("FIELD", -1, _field),
+    ("ELT", -1, _elt),
+    ("MD5", 1, _nullsafe(_digest("md5"))),
+    ("SHA", 1, _nullsafe(_digest("sha1"))),
+    ("SHA1", 1, _nullsafe(_digest("sha1"))),
+    ("SHA2", 2, _nullsafe(lambda v, n: _digest(f"sha{int(n) or 256}")(v))),
+    ("TRUNC", 1, _nullsafe(_truncate)),
+    ("TRUNCATE", 2, _nullsafe(_truncate)),
+    ("TRUNC", 2, _nullsafe(_truncate)),
+]
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    """Add the MySQL functions SQLite lacks to ``conn``."""
+    for name, nargs, fn in _FUNCTIONS:
+        conn.create_function(name, nargs, fn, deterministic=True)

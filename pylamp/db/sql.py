@@ -1,0 +1,509 @@
+"""MySQL-dialect SQL text handling: split, classify, determinise, strip literals, transpile.
+
+Everything here is pure: it takes text (and, for determinising, a time and random source passed
+in) and returns text or values.  The engine (``engine.py``) runs the result on SQLite.
+
+The hot path is :func:`strip_literals`: one regular-expression pass turns a statement into its
+*shape* (literals replaced by ``:lN`` placeholders) plus the literal values, so the engine can
+cache the SQLite translation per shape and bind the literals as SQLite parameters.  Clients like
+PyMySQL interpolate values into the statement text, so without this every statement would pay
+sqlglot's parse and generate cost (150-500 us).  The same pass replaces non-deterministic
+functions (NOW(), RAND(), UUID(), ...) by literals, so a logged statement replays identically.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import re
+import time
+import uuid as _uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+from pylamp.db.results import SqlError
+
+__all__ = [
+    "AdminCommand",
+    "Kind",
+    "Literal",
+    "NonDeterministic",
+    "Shape",
+    "classify",
+    "first_word",
+    "literal_sql",
+    "parse_admin",
+    "parse_mysql",
+    "preprocess",
+    "restore",
+    "split_statements",
+    "strip_literals",
+    "syntax_error",
+    "unescape_string",
+]
+
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
+
+
+class Kind(enum.Enum):
+    """What a statement does, which decides locking, logging and privileges."""
+
+    READ = "read"  # SELECT and friends: no lock, never logged
+    WRITE = "write"  # INSERT/UPDATE/DELETE/REPLACE: writer lock, logged in a transaction
+    DDL = "ddl"  # CREATE/ALTER/DROP/TRUNCATE/RENAME: implicit commit, logged alone
+    TRANSACTION = "transaction"  # BEGIN/START TRANSACTION/COMMIT/ROLLBACK
+    ADMIN = "admin"  # binlog and replication statements (see AdminCommand)
+    SET = "set"
+    SHOW = "show"  # SHOW, DESCRIBE/DESC/EXPLAIN
+    USE = "use"
+    ACCOUNT = "account"  # CREATE/DROP USER, GRANT, REVOKE, SET PASSWORD: logged like DDL
+    OTHER = "other"  # no-ops we accept (LOCK TABLES, ANALYZE, ...)
+
+
+_KIND_BY_WORD = {
+    "SELECT": Kind.READ,
+    "WITH": Kind.READ,
+    "VALUES": Kind.READ,
+    "TABLE": Kind.READ,
+    "INSERT": Kind.WRITE,
+    "UPDATE": Kind.WRITE,
+    "DELETE": Kind.WRITE,
+    "REPLACE": Kind.WRITE,
+    "CREATE": Kind.DDL,
+    "ALTER": Kind.DDL,
+    "DROP": Kind.DDL,
+    "TRUNCATE": Kind.DDL,
+    "RENAME": Kind.DDL,
+    "BEGIN": Kind.TRANSACTION,
+    "START": Kind.TRANSACTION,
+    "COMMIT": Kind.TRANSACTION,
+    "ROLLBACK": Kind.TRANSACTION,
+    "SET": Kind.SET,
+    "SHOW": Kind.SHOW,
+    "DESCRIBE": Kind.SHOW,
+    "DESC": Kind.SHOW,
+    "EXPLAIN": Kind.SHOW,
+    "USE": Kind.USE,
+    "GRANT": Kind.ACCOUNT,
+    "REVOKE": Kind.ACCOUNT,
+}
+
+_FIRST_WORD = re.compile(r"\s*\(*\s*([A-Za-z_]+)")
+
+
+def first_word(sql: str) -> str:
+    """The statement's first keyword, upper-cased ('' if there is none)."""
+    m = _FIRST_WORD.match(sql)
+    return m.group(1).upper() if m else ""
+
+
+def classify(sql: str) -> Kind:
+    """Classify one statement by its leading keywords (cheap: no parsing)."""
+    if parse_admin(sql) is not None:
+        return Kind.ADMIN
+    word = first_word(sql)
+    if word in ("CREATE", "DROP", "ALTER", "RENAME"):
+        second = re.match(r"\s*\w+\s+(\w+)", sql)
+        if second and second.group(1).upper() == "USER":
+            return Kind.ACCOUNT
+    if word == "SET":
+        if re.match(r"\s*SET\s+PASSWORD\b", sql, re.I):
+            return Kind.ACCOUNT
+        if re.match(r"\s*SET\s+(?:SESSION\s+|GLOBAL\s+)?TRANSACTION\b", sql, re.I):
+            return Kind.OTHER
+    if word == "START" and not re.match(r"\s*START\s+TRANSACTION\b", sql, re.I):
+        return Kind.OTHER
+    return _KIND_BY_WORD.get(word, Kind.OTHER)
+
+
+# ---------------------------------------------------------------------------------------------
+# Admin statements: recognised before sqlglot, which mis-parses them.
+
+
+@dataclass(frozen=True)
+class AdminCommand:
+    """A binlog or replication statement, parsed by us rather than sqlglot.
+
+    ``kind`` is one of: ``show_master_status``, ``show_slave_status``, ``change_master``,
+    ``start_slave``, ``stop_slave``, ``reset_slave``, ``flush_logs``, ``reset_master``,
+    ``purge_binary_logs``, ``show_binary_logs``, ``show_binlog_events``.  ``options`` holds the
+    statement's arguments: CHANGE MASTER TO's ``MASTER_HOST`` etc. (upper-case keys, values as
+    str or int); PURGE's ``to`` or ``before``; SHOW BINLOG EVENTS' ``in``, ``from``,
+    ``offset`` and ``limit``.
+    """
+
+    kind: str
+    options: dict[str, str | int] = field(default_factory=dict)
+    text: str = ""
+
+
+_SIMPLE_ADMIN = [
+    (re.compile(r"SHOW\s+MASTER\s+STATUS", re.I), "show_master_status"),
+    (re.compile(r"SHOW\s+BINARY\s+LOG\s+STATUS", re.I), "show_master_status"),
+    (re.compile(r"SHOW\s+(?:SLAVE|REPLICA)\s+STATUS", re.I), "show_slave_status"),
+    (re.compile(r"START\s+(?:SLAVE|REPLICA)", re.I), "start_slave"),
+    (re.compile(r"STOP\s+(?:SLAVE|REPLICA)", re.I), "stop_slave"),
+    (re.compile(r"RESET\s+(?:SLAVE|REPLICA)(?:\s+ALL)?", re.I), "reset_slave"),
+    (re.compile(r"FLUSH\s+(?:BINARY\s+)?LOGS", re.I), "flush_logs"),
+    (re.compile(r"RESET\s+(?:MASTER|BINARY\s+LOGS\s+AND\s+GTIDS)", re.I), "reset_master"),
+    (re.compile(r"SHOW\s+(?:BINARY|MASTER)\s+LOGS", re.I), "show_binary_logs"),
+]
+_PURGE = re.compile(
+    r"PURGE\s+(?:BINARY|MASTER)\s+LOGS\s+(TO|BEFORE)\s+('(?:[^'\\]|\\.)*'|\"[^\"]*\")", re.I
+)
+_BINLOG_EVENTS = re.compile(
+    r"SHOW\s+BINLOG\s+EVENTS(?:\s+IN\s+('(?:[^'\\]|\\.)*'|\"[^\"]*\"))?(?:\s+FROM\s+(\d+))?"
+    r"(?:\s+LIMIT\s+(\d+)(?:\s*,\s*(\d+))?)?",
+    re.I,
+)
+_CHANGE_MASTER = re.compile(r"CHANGE\s+(?:MASTER|REPLICATION\s+SOURCE)\s+TO\s+(.*)", re.I | re.S)
+_OPTION = re.compile(r"\s*(\w+)\s*=\s*('(?:[^'\\]|\\.|'')*'|\"[^\"]*\"|[-\w.]+)\s*(,|$)", re.S)
+
+
+def _strip_end(sql: str) -> str:
+    return sql.strip().rstrip(";").strip()
+
+
+def parse_admin(sql: str) -> AdminCommand | None:
+    """Recognise a binlog/replication statement; None for anything else.
+
+    Raises SqlError 1064 for a recognised statement with bad arguments.
+    """
+    text = _strip_end(sql)
+    word = first_word(text)
+    if word not in ("SHOW", "START", "STOP", "RESET", "FLUSH", "PURGE", "CHANGE"):
+        return None
+    for pattern, kind in _SIMPLE_ADMIN:
+        if pattern.fullmatch(text):
+            return AdminCommand(kind, {}, text)
+    m = _PURGE.fullmatch(text)
+    if m:
+        return AdminCommand("purge_binary_logs", {m.group(1).lower(): _unquote(m.group(2))}, text)
+    m = _BINLOG_EVENTS.fullmatch(text)
+    if m:
+        opts: dict[str, str | int] = {}
+        if m.group(1):
+            opts["in"] = _unquote(m.group(1))
+        if m.group(2):
+            opts["from"] = int(m.group(2))
+        if m.group(4) is not None:
+            opts["offset"] = int(m.group(3))
+            opts["limit"] = int(m.group(4))
+        elif m.group(3) is not None:
+            opts["limit"] = int(m.group(3))
+        return AdminCommand("show_binlog_events", opts, text)
+    m = _CHANGE_MASTER.fullmatch(text)
+    if m:
+        rest = m.group(1)
+        options: dict[str, str | int] = {}
+        pos = 0
+        while pos < len(rest):
+            om = _OPTION.match(rest, pos)
+            if om is None:
+                raise syntax_error(rest[pos:])
+            value = om.group(2)
+            if value[0] in "'\"":
+                options[om.group(1).upper()] = _unquote(value)
+            else:
+                options[om.group(1).upper()] = int(value) if value.isdigit() else value
+            pos = om.end()
+        if not options:
+            raise syntax_error(rest)
+        return AdminCommand("change_master", options, text)
+    return None
+
+
+def _unquote(token: str) -> str:
+    if token[0] == "'":
+        return unescape_string(token[1:-1], "'")
+    return unescape_string(token[1:-1], '"')
+
+
+# ---------------------------------------------------------------------------------------------
+# Splitting a multi-statement string.
+
+_SPLIT_RE = re.compile(
+    r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\"|`(?:[^`]|``)*`"
+    r"|/\*.*?\*/|--[ \t][^\n]*|#[^\n]*|;",
+    re.S,
+)
+
+
+def split_statements(text: str) -> list[str]:
+    """Split a multi-statement string on ';' outside quotes and comments.
+
+    Empty statements are dropped; each returned statement is stripped.
+    """
+    if ";" not in text:
+        stripped = text.strip()
+        return [stripped] if stripped else []
+    out: list[str] = []
+    start = 0
+    for m in _SPLIT_RE.finditer(text):
+        if m.group(0) == ";":
+            piece = text[start : m.start()].strip()
+            if piece:
+                out.append(piece)
+            start = m.end()
+    piece = text[start:].strip()
+    if piece:
+        out.append(piece)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Literal stripping and determinising.
+
+
+@dataclass(frozen=True)
+class Literal:
+    """One literal taken out of a statement: its MySQL source text and its Python value."""
+
+    text: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class NonDeterministic:
+    """Where determinised values come from: time, random numbers, UUIDs, LAST_INSERT_ID().
+
+    ``now`` is seconds since the epoch (passed in, never read here); ``random`` returns a float
+    in [0, 1); ``uuid`` returns a UUID string.
+    """
+
+    now: float
+    random: Callable[[], float]
+    uuid: Callable[[], str] = field(default=lambda: str(_uuid.uuid1()))
+    last_insert_id: int = 0
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A statement with its literals replaced by ``:l0``, ``:l1``, ... placeholders."""
+
+    text: str
+    literals: list[Literal]
+    determinised: bool = False
+    user_vars: tuple[str, ...] = ()
+
+
+_TOKEN_RE = re.compile(
+    r"""
+    (?P<str>(?:_[A-Za-z0-9]+\s*|[nN](?='))?(?:'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*"))
+    |(?P<ident>`(?:[^`]|``)*`)
+    |(?P<hex>[xXbB]'[^']*'|0x[0-9a-fA-F]+|0b[01]+)
+    |(?P<comment>/\*.*?\*/|--(?=[ \t\n]|$)[^\n]*|\#[^\n]*)
+    |(?P<num>(?<![\w.$@:])(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?(?![\w$]))
+    |(?P<var>@@?[A-Za-z0-9_.$]+|@`[^`]*`)
+    |(?P<fn>\b(?:NOW|SYSDATE|CURDATE|CURTIME|UNIX_TIMESTAMP|UTC_TIMESTAMP|UTC_DATE|UTC_TIME
+              |RAND|UUID|LAST_INSERT_ID)\s*\(\s*\d*\s*\)
+         |\b(?:CURRENT_TIMESTAMP|CURRENT_DATE|CURRENT_TIME|LOCALTIMESTAMP|LOCALTIME)\b
+              (?:\s*\(\s*\d*\s*\))?)
+    |(?P<word>[A-Za-z_$][\w$]*)
+    """,
+    re.X | re.S | re.I,
+)
+
+_ESCAPES = {
+    "0": "\0",
+    "b": "\b",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "Z": "\x1a",
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+}
+_ESCAPE_RE = re.compile(r"\\(.)", re.S)
+
+
+def unescape_string(body: str, quote: str) -> str:
+    """The value of a MySQL string literal's body (between the quotes)."""
+    if "\\" in body:
+        body = _ESCAPE_RE.sub(
+            lambda m: _ESCAPES.get(
+                m.group(1), "\\" + m.group(1) if m.group(1) in "%_" else m.group(1)
+            ),
+            body,
+        )
+    return body.replace(quote + quote, quote)
+
+
+def _string_value(token: str) -> str:
+    q = 0
+    while token[q] not in "'\"":
+        q += 1
+    return unescape_string(token[q + 1 : -1], token[q])
+
+
+def literal_sql(value: Any) -> str:
+    """MySQL source text for a Python value (used to put literals back into a statement)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | Decimal):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, bytes):
+        return "X'" + value.hex() + "'" if value else "''"
+    text = str(value)
+    text = (
+        text.replace("\\", "\\\\")
+        .replace("'", "\\'")
+        .replace("\0", "\\0")
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\x1a", "\\Z")
+    )
+    return "'" + text + "'"
+
+
+def _number_value(token: str) -> int | float:
+    if "." in token or "e" in token or "E" in token:
+        return float(token)
+    value = int(token)
+    return value if value < 2**63 else float(value)
+
+
+def _fn_value(token: str, nd: NonDeterministic) -> Any:
+    name = re.match(r"\w+", token)
+    assert name is not None
+    fname = name.group(0).upper()
+    digits = re.search(r"\(\s*(\d+)", token)
+    fsp = int(digits.group(1)) if digits else 0
+    now = nd.now
+    if fname in ("NOW", "SYSDATE", "CURRENT_TIMESTAMP", "LOCALTIMESTAMP", "LOCALTIME"):
+        return _format_time(now, "%Y-%m-%d %H:%M:%S", fsp, local=True)
+    if fname == "UTC_TIMESTAMP":
+        return _format_time(now, "%Y-%m-%d %H:%M:%S", fsp, local=False)
+    if fname in ("CURDATE", "CURRENT_DATE"):
+        return time.strftime("%Y-%m-%d", time.localtime(now))
+    if fname == "UTC_DATE":
+        return time.strftime("%Y-%m-%d", time.gmtime(now))
+    if fname in ("CURTIME", "CURRENT_TIME"):
+        return _format_time(now, "%H:%M:%S", fsp, local=True)
+    if fname == "UTC_TIME":
+        return _format_time(now, "%H:%M:%S", fsp, local=False)
+    if fname == "UNIX_TIMESTAMP":
+        return int(now)
+    if fname == "RAND":
+        return nd.random()
+    if fname == "UUID":
+        return nd.uuid()
+    if fname == "LAST_INSERT_ID":
+        return nd.last_insert_id
+    raise AssertionError(fname)  # pragma: no cover
+
+
+def _format_time(now: float, fmt: str, fsp: int, *, local: bool) -> str:
+    text = time.strftime(fmt, time.localtime(now) if local else time.gmtime(now))
+    if fsp:
+        micro = f"{now % 1:.6f}"[2:]
+        text += "." + micro[:fsp]
+    return text
+
+
+def strip_literals(sql: str, nd: NonDeterministic | None = None) -> Shape:
+    """Replace literals by ``:lN`` placeholders, and, when ``nd`` is given, non-deterministic
+    functions by literal placeholders too.  Comments are dropped.
+
+    ``restore(shape)`` gives back an equivalent statement; with ``nd`` it is the determinised
+    statement, the one to log.
+    """
+    out: list[str] = []
+    literals: list[Literal] = []
+    user_vars: list[str] = []
+    determinised = False
+    pos = 0
+    for m in _TOKEN_RE.finditer(sql):
+        group = m.lastgroup
+        if group == "word" or group == "ident" or group == "hex":
+            continue
+        out.append(sql[pos : m.start()])
+        pos = m.end()
+        token = m.group(0)
+        if group == "str":
+            value: Any = _string_value(token)
+        elif group == "num":
+            value = _number_value(token)
+        elif group == "comment":
+            out.append(" ")
+            continue
+        elif group == "var":
+            if not token.startswith("@@"):
+                user_vars.append(token[1:].strip("`").lower())
+            out.append(token)
+            continue
+        else:  # fn
+            if nd is None:
+                out.append(token)
+                continue
+            value = _fn_value(token, nd)
+            determinised = True
+            out.append(f":l{len(literals)}")
+            literals.append(Literal(literal_sql(value), value))
+            continue
+        out.append(f":l{len(literals)}")
+        literals.append(Literal(token, value))
+    out.append(sql[pos:])
+    return Shape("".join(out), literals, determinised, tuple(user_vars))
+
+
+_PLACEHOLDER_RE = re.compile(r":l(\d+)\b")
+
+
+_EXEC_COMMENT = re.compile(r"/\*!\d*(.*?)\*/", re.S)
+
+
+def preprocess(sql: str) -> str:
+    """Unwrap MySQL executable comments (``/*!40101 SET ... */``, as mysqldump writes them)."""
+    if "/*!" in sql:
+        sql = _EXEC_COMMENT.sub(lambda m: " " + m.group(1) + " ", sql)
+    return sql
+
+
+def restore(shape: Shape, literals: list[Literal] | None = None) -> str:
+    """Put the literals back into a shape: the inverse of :func:`strip_literals`."""
+    lits = shape.literals if literals is None else literals
+    return _PLACEHOLDER_RE.sub(lambda m: lits[int(m.group(1))].text, shape.text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing.
+
+
+def syntax_error(near: str) -> SqlError:
+    """MySQL's 1064 error for text we cannot parse."""
+    near = near.strip()[:80]
+    return SqlError(
+        1064,
+        "You have an error in your SQL syntax; check the manual that corresponds to your "
+        f"MySQL server version for the right syntax to use near '{near}' at line 1",
+    )
+
+
+def parse_mysql(sql: str) -> exp.Expression:
+    """Parse one MySQL statement with sqlglot; SqlError 1064 when it does not parse."""
+    try:
+        tree = sqlglot.parse_one(sql, read="mysql")
+    except sqlglot.errors.ParseError as e:
+        errors = getattr(e, "errors", None)
+        near = sql
+        if errors:
+            col = errors[0].get("col") or 0
+            ctx = errors[0].get("start_context", "") or ""
+            near = sql[max(0, len(ctx) - 1) :] if ctx else sql[max(0, col - 1) :]
+        raise syntax_error(near) from None
+    except (sqlglot.errors.TokenError, ValueError) as e:
+        raise syntax_error(str(e)) from None
+    if not isinstance(tree, exp.Expression):
+        raise syntax_error(sql)
+    return tree
