@@ -323,9 +323,9 @@ class _Push:
             self.cur = None
             return None
         except (PathRefused, OSError, ValueError) as e:
-            path = cur.path
             self._abort_current()
-            return self.refuse(path, e)
+            self.cur = None
+            return self.refuse(cur.path, e)
 
     def _close_basis(self, cur: _Incoming) -> None:
         if cur.basis_fd >= 0:
