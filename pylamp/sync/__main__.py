@@ -13,6 +13,11 @@ Sender::
         [--exclude PAT ...] [--no-compress] [--no-delete] [--json] [--tls-ca CA]
     python -m pylamp.sync push --config cluster.toml   # the primary's docroot to the secondaries
 
+Watcher (push on change, debounced, plus a full scan every --interval seconds)::
+
+    python -m pylamp.sync watch SRC HOST:PORT [HOST:PORT ...] --key FILE [--debounce 0.2]
+        [--interval 60] [push options]
+
 Exit status of ``push``: 0 when every receiver completed without error, 1 otherwise.
 """
 
@@ -32,6 +37,7 @@ from pylamp.config import Topology, WebServer, load_topology
 from .receiver import SyncReceiver, server_tls_context
 from .sender import client_tls_context, parse_address, push
 from .stats import Progress, SyncStats, format_stats, stats_json
+from .watch import SyncWatcher, format_round
 
 __all__ = [
     "add_key_args",
@@ -105,6 +111,16 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     p.add_argument("--timeout", type=float, default=10.0, help="connect timeout (s)")
     p.set_defaults(func=_push)
+
+    w = sub.add_parser("watch", help="push on every change, plus a full scan every --interval")
+    w.add_argument("src", nargs="?", help="source directory")
+    w.add_argument("receivers", nargs="*", metavar="HOST:PORT")
+    add_key_args(w)
+    add_push_args(w)
+    w.add_argument("--interval", type=float, help="seconds between full scans (default 60)")
+    w.add_argument("--debounce", type=float, help="quiet seconds before a push (default 0.2)")
+    w.add_argument("--timeout", type=float, default=10.0, help="connect timeout (s)")
+    w.set_defaults(func=_watch)
     return parser, sub
 
 
@@ -210,6 +226,44 @@ def _push(args: argparse.Namespace) -> int:
     else:
         print("\n\n".join(format_stats(s) for s in results))
     return 0 if all(s.ok for s in results) else 1
+
+
+def _watch(args: argparse.Namespace) -> int:
+    key = resolve_key(args)
+    src, receivers = resolve_targets(args)
+    if not Path(src).is_dir():
+        raise SystemExit(f"error: {src} is not a directory")
+    cluster = _topology(args).cluster if args.config else None
+    interval = args.interval or (cluster.sync_interval if cluster else 60.0)
+    debounce = (
+        args.debounce if args.debounce is not None else (cluster.sync_debounce if cluster else 0.2)
+    )
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with SyncWatcher(
+            src,
+            receivers,
+            key=key,
+            debounce=debounce,
+            interval=interval,
+            excludes=args.exclude,
+            checksum=args.checksum,
+            compress=not args.no_compress,
+            delete=not args.no_delete,
+            delay_updates=not args.no_delay_updates,
+            tls=tls_for_sender(args),
+            timeout=args.timeout,
+            on_push=lambda rnd: print(format_round(rnd), flush=True),
+        ):
+            print(f"watching {src} -> {' '.join(receivers)}", flush=True)
+            await stop.wait()
+
+    asyncio.run(run())
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
