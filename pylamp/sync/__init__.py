@@ -13,6 +13,7 @@ from .protocol import AuthenticationError, ProtocolError
 from .receiver import SyncReceiver, server_tls_context
 from .sender import SyncError, SyncSession, client_tls_context, parse_address, push
 from .stats import SyncStats, format_stats
+from .watch import SyncWatcher
 
 __all__ = [
     "AuthenticationError",
@@ -22,6 +23,7 @@ __all__ = [
     "SyncReceiver",
     "SyncSession",
     "SyncStats",
+    "SyncWatcher",
     "client_tls_context",
     "format_stats",
     "parse_address",
