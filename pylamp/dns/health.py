@@ -274,6 +274,7 @@ class HealthMonitor:
         self._start = start
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing = asyncio.Event()
 
     @property
     def configs(self) -> tuple[HealthConfig, ...]:
@@ -288,6 +289,14 @@ class HealthMonitor:
         raise KeyError(name)
 
     async def __aenter__(self) -> HealthMonitor:
+        await self.start()
+        return self
+
+    async def start(self) -> None:
+        """Open the HTTP client and start the background loops (unless ``start=False``)."""
+        if self._session is not None:
+            return
+        self._closing.clear()
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(force_close=True, limit=0),
             auto_decompress=True,
@@ -297,13 +306,13 @@ class HealthMonitor:
                 asyncio.create_task(self._loop(e), name=f"health {e.config.name}")
                 for e in self._entries
             ]
-        return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     async def close(self) -> None:
         """Stop the loops and close the HTTP client."""
+        self._closing.set()  # ends a loop whose cancellation was lost (wait_for, Python < 3.12)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -319,14 +328,16 @@ class HealthMonitor:
         await asyncio.gather(*(self._round(e) for e in self._entries))
 
     async def _loop(self, entry: _Entry) -> None:
-        while True:
+        while not self._closing.is_set():
             try:
                 await self._round(entry)
             except asyncio.CancelledError:
                 raise
             except Exception:  # a bug in one round must not end the checks
                 log.exception("health round for %s failed", entry.config.name)
-            await asyncio.sleep(entry.config.interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(entry.config.interval):
+                    await self._closing.wait()
 
     async def _round(self, entry: _Entry) -> None:
         results = await asyncio.gather(
@@ -349,9 +360,10 @@ class HealthMonitor:
 
     async def _check(self, config: HealthConfig, target: HealthTarget) -> CheckResult:
         try:
-            if config.kind == "tcp":
-                return await asyncio.wait_for(self._check_tcp(target), config.timeout)
-            return await asyncio.wait_for(self._check_http(config, target), config.timeout)
+            async with asyncio.timeout(config.timeout):
+                if config.kind == "tcp":
+                    return await self._check_tcp(target)
+                return await self._check_http(config, target)
         except TimeoutError:
             return CheckResult(target.address, False, detail=f"timeout {config.timeout:g}s")
         except (OSError, aiohttp.ClientError) as exc:
