@@ -31,6 +31,9 @@ from types import TracebackType
 from typing import Any
 
 from pylamp.dns.answer import EDNS_BUFFER_SIZE, RCODE_REFUSED, Answerer, build_error, query_kind
+from pylamp.dns.health import HealthConfig
+from pylamp.dns.roles import ServerRoles
+from pylamp.dns.secondary import RefreshResult
 from pylamp.dns.zone import Zone, ZoneError, load_zone
 
 __all__ = ["DnsServer", "NotifyHandler", "TransferHandler", "ZoneSource"]
@@ -103,6 +106,13 @@ class DnsServer:
     ``zones`` takes :data:`ZoneSource` values; zones read from files can be re-read with
     :meth:`reload`. ``max_udp_size`` caps UDP replies (clients' limits also apply);
     ``tcp_idle_timeout`` closes quiet TCP connections.
+
+    Roles (see :mod:`pylamp.dns.roles`): ``secondaries=[(host, port)]`` may transfer the
+    zones and are sent NOTIFY (``allow_transfer=[host]`` may transfer only);
+    ``primary=(host, port)`` with ``secondary_zones=[origin]`` and ``data_dir`` makes this a
+    secondary of those zones (:meth:`refresh` checks them now); ``health=[HealthConfig]``
+    filters load-balanced names by health checks (:meth:`check_health` runs a round now);
+    ``watch=True`` reloads zone files when they change and their serial goes up.
     """
 
     def __init__(
@@ -113,6 +123,13 @@ class DnsServer:
         port: int = 0,
         max_udp_size: int = EDNS_BUFFER_SIZE,
         tcp_idle_timeout: float = 10.0,
+        secondaries: Iterable[tuple[str, int]] = (),
+        allow_transfer: Iterable[str] = (),
+        primary: tuple[str, int] | None = None,
+        secondary_zones: Iterable[str] = (),
+        data_dir: str | os.PathLike[str] | None = None,
+        health: Iterable[HealthConfig] = (),
+        watch: bool = False,
     ) -> None:
         self.host = host
         self.requested_port = port
@@ -133,6 +150,20 @@ class DnsServer:
         self._tcp_writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._port = 0
+        self.roles = ServerRoles(
+            self.answerer,
+            host=host,
+            zone_files=self.zone_files,
+            secondaries=secondaries,
+            allow_transfer=allow_transfer,
+            primary=primary,
+            secondary_zones=secondary_zones,
+            data_dir=None if data_dir is None else Path(data_dir),
+            health=health,
+            watch=watch,
+        )
+        self.transfer_handler = self.roles.transfer_handler
+        self.notify_handler = self.roles.notify_handler
 
     # --- addresses ---------------------------------------------------------------------
 
@@ -188,6 +219,7 @@ class DnsServer:
             self._udp = transport
             self._port = port
             log.debug("dns bound udp+tcp %s:%d", self.host, port)
+            await self.roles.start()
             return
         raise OSError(f"no port free for both UDP and TCP on {self.host}") from last_error
 
@@ -207,6 +239,7 @@ class DnsServer:
 
     async def close(self) -> None:
         """Stop listening, close TCP connections and wait for their handlers."""
+        await self.roles.close()
         if self._udp is not None:
             self._udp.close()
             self._udp = None
@@ -239,11 +272,22 @@ class DnsServer:
             except OSError as exc:
                 errors.append(ZoneError(str(path), 0, exc.strerror or str(exc)))
             else:
+                old = self.answerer.zone(origin)
                 self.answerer.set_zone(zone)
                 log.info("loaded zone %s serial %d from %s", origin, zone.serial, path)
+                self.roles.zone_loaded(zone, old)
                 continue
             log.error("zone %s not reloaded, keeping the old one: %s", origin, errors[-1])
         return errors
+
+    async def refresh(self) -> dict[str, RefreshResult]:
+        """On a secondary: check every secondary zone's serial with the primary now, and
+        transfer the zones that are newer. Returns what happened per zone."""
+        return await self.roles.refresh()
+
+    async def check_health(self) -> None:
+        """Run one round of the health checks now (the background loop does it too)."""
+        await self.roles.check_health()
 
     # --- dispatch ----------------------------------------------------------------------
 
