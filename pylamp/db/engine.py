@@ -76,6 +76,8 @@ _RESERVED = _SYSTEM_DBS | {"main", "temp"}
 _DB_NAME = re.compile(r"[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}")
 _LOCK_WAIT_TIMEOUT = 50.0  # seconds, MySQL's innodb_lock_wait_timeout
 _CACHE_LIMIT = 20000
+_PLACEHOLDER = re.compile(r":l(\d+)\b")
+_RENAMED_FUNCTIONS = re.compile(r"\bDATE_FORMAT\s*\(", re.I)
 
 
 class BinlogWriter(Protocol):
@@ -220,6 +222,8 @@ class _Compiled:
     verb: str = "SELECT"
     insert_columns: list[str] | None = None
     insert_rows: list[list[exp.Expression]] | None = None
+    resolved: list[tuple[Column, Any] | str] | None = None
+    cacheable_columns: bool = True
 
 
 @dataclass
@@ -341,6 +345,7 @@ class Engine:
         self._rand = random.Random()
         self._state_lock = threading.Lock()
         self._epochs: dict[str, int] = {}
+        self._known_dbs: set[str] = set()
         self._catalog: dict[tuple[str, str], TableSpec | None] = {}
         self._shapes: dict[tuple[str | None, str], _ShapeInfo] = {}
         self._compiled: dict[tuple[Any, ...], _Compiled] = {}
@@ -396,7 +401,16 @@ class Engine:
         return self.data_dir / f"{db}.sqlite"
 
     def db_exists(self, db: str) -> bool:
-        return db not in _RESERVED and self.db_path(db).exists()
+        if db in self._known_dbs:
+            return True
+        if db in _RESERVED or not self.db_path(db).exists():
+            return False
+        self._known_dbs.add(db)
+        return True
+
+    def forget_db(self, db: str) -> None:
+        """Called after DROP DATABASE."""
+        self._known_dbs.discard(db)
 
     def epoch(self, db: str) -> int:
         return self._epochs.get(db, 0)
@@ -762,7 +776,7 @@ class Session:
             if hit is not None:
                 return hit
         try:
-            tree = sqlmod.parse_mysql(shape.text)
+            tree = sqlmod.parse_mysql(_rename_functions(shape.text))
         except SqlError:
             engine.remember(shape_key, _ShapeInfo(frozenset(), False), None, None)
             return self._compile_text(sqlmod.restore(shape), kind)
@@ -771,10 +785,18 @@ class Session:
             name = ph.name
             if name.startswith("l") and name[1:].isdigit() and not _placeholder_ok(ph):
                 inline.add(int(name[1:]))
-        for ph in list(tree.find_all(exp.Placeholder)):
-            name = ph.name
-            if name.startswith("l") and name[1:].isdigit() and int(name[1:]) in inline:
-                ph.replace(_literal_expr(shape.literals[int(name[1:])].value))
+        if inline:
+            # re-parse with those literals in place: sqlglot rewrites some literals while
+            # parsing (DATE_FORMAT patterns, INTERVAL units), which a placeholder would skip
+            text = _PLACEHOLDER.sub(
+                lambda m: (
+                    shape.literals[int(m.group(1))].text
+                    if int(m.group(1)) in inline
+                    else m.group(0)
+                ),
+                shape.text,
+            )
+            tree = sqlmod.parse_mysql(_rename_functions(text))
         compiled = self._translate(tree, kind)
         info = _ShapeInfo(frozenset(inline), True)
         inline_vals = tuple(shape.literals[i].value for i in sorted(inline))
@@ -782,7 +804,7 @@ class Session:
         return compiled
 
     def _compile_text(self, text: str, kind: Kind) -> _Compiled:
-        return self._translate(sqlmod.parse_mysql(text), kind)
+        return self._translate(sqlmod.parse_mysql(_rename_functions(text)), kind)
 
     def _bind(self, compiled: _Compiled, shape: Shape) -> dict[str, Any]:
         params: dict[str, Any] = {}
@@ -932,6 +954,34 @@ class Session:
                     node.replace(exp.Literal.number(self.connection_id))
                 elif name in ("FOUND_ROWS", "ROW_COUNT"):
                     node.replace(exp.Literal.number(0))
+        for node in list(tree.find_all(exp.Left, exp.Right)):
+            name = "MYSQL_LEFT" if isinstance(node, exp.Left) else "MYSQL_RIGHT"
+            node.replace(exp.Anonymous(this=name, expressions=[node.this, node.expression]))
+        for node in list(tree.find_all(exp.GroupConcat)):
+            order = node.this
+            if not isinstance(order, exp.Order):
+                continue
+            value = order.this
+            distinct = 0
+            if isinstance(value, exp.Distinct):
+                distinct = 1
+                value = value.expressions[0]
+            first = order.expressions[0]
+            key = first.this if isinstance(first, exp.Ordered) else first
+            desc = 1 if isinstance(first, exp.Ordered) and first.args.get("desc") else 0
+            sep = node.args.get("separator") or exp.Literal.string(",")
+            node.replace(
+                exp.Anonymous(
+                    this="PYLAMP_GROUP_CONCAT",
+                    expressions=[
+                        value,
+                        sep,
+                        exp.Literal.number(distinct),
+                        exp.Literal.number(desc),
+                        key,
+                    ],
+                )
+            )
         for node in list(tree.find_all(exp.CurrentUser)):
             node.replace(exp.Literal.string(f"{self.user}@{self.host}"))
 
@@ -1073,26 +1123,19 @@ class Session:
     def _result_set(
         self, compiled: _Compiled, names: list[str], rows: list[tuple[Any, ...]]
     ) -> ResultSet:
-        sources = compiled.columns
-        if sources is None or len(sources) != len(names):
-            sources = [None] * len(names)
+        resolved = compiled.resolved
+        if resolved is None or len(resolved) != len(names):
+            resolved = self._resolve_columns(compiled, names)
+            if compiled.cacheable_columns:
+                compiled.resolved = resolved
         columns: list[Column] = []
         converters: list[Any] = []
-        for i, src in enumerate(sources):
-            spec = None
-            col_spec: ColumnSpec | None = None
-            if src is not None and src.db and src.table and src.column:
-                spec = self._spec_or_none(src.db, src.table)
-                col_spec = spec.column(src.column) if spec else None
-            if spec is not None and col_spec is not None and src is not None:
-                columns.append(
-                    spec.result_column(col_spec, src.db or "", src.name, src.alias or spec.name)
-                )
-                info = type_info(col_spec.type)
-                converters.append(info if info.scale is not None else None)
+        for i, entry in enumerate(resolved):
+            if isinstance(entry, tuple):
+                columns.append(entry[0])
+                converters.append(entry[1])
             else:
-                name = src.name if src is not None else names[i]
-                columns.append(_value_column(name, (r[i] for r in rows)))
+                columns.append(_value_column(entry, (r[i] for r in rows)))
                 converters.append(None)
         if any(c is not None for c in converters):
             rows = [
@@ -1103,6 +1146,31 @@ class Session:
                 for row in rows
             ]
         return ResultSet(columns, rows)
+
+    def _resolve_columns(
+        self, compiled: _Compiled, names: list[str]
+    ) -> list[tuple[Column, Any] | str]:
+        """Per result column: (table column definition, converter), or the name of a column
+        whose type is inferred from its values."""
+        sources = compiled.columns
+        if sources is None or len(sources) != len(names):
+            sources = [None] * len(names)
+        out: list[tuple[Column, Any] | str] = []
+        for i, src in enumerate(sources):
+            spec = None
+            col_spec: ColumnSpec | None = None
+            if src is not None and src.db and src.table and src.column:
+                spec = self._spec_or_none(src.db, src.table)
+                col_spec = spec.column(src.column) if spec else None
+            if spec is not None and col_spec is not None and src is not None:
+                column = spec.result_column(
+                    col_spec, src.db or "", src.name, src.alias or spec.name
+                )
+                info = type_info(col_spec.type)
+                out.append((column, info if info.scale is not None else None))
+            else:
+                out.append(src.name if src is not None else names[i])
+        return out
 
     def _begin_write(self) -> None:
         if self._holds_writer:
@@ -1235,7 +1303,7 @@ class Session:
         if m:
             return SqlError(1054, f"Unknown column '{m.group(1)}' in 'field list'")
         m = re.match(r"table \S+ has (\d+) columns but (\d+) values were supplied", msg)
-        if m or "values were supplied" in msg or "VALUES terms" in msg:
+        if m or re.match(r"\d+ values for \d+ columns", msg) or "VALUES terms" in msg:
             return SqlError(1136, "Column count doesn't match value count at row 1")
         m = re.match(r"no such function: (\w+)", msg)
         if m:
@@ -1390,6 +1458,7 @@ class Session:
             path = self.engine.db_path(name)
             for suffix in ("", "-wal", "-shm"):
                 Path(str(path) + suffix).unlink(missing_ok=True)
+            self.engine.forget_db(name)
         self.engine.bump_epoch(name)
         self.engine.invalidate()
         if self.db == name:
@@ -2220,6 +2289,16 @@ def _database_stmt_done(text: str, engine: Engine) -> bool:
     return False
 
 
+def _rename_functions(shape_text: str) -> str:
+    """Route MySQL functions whose sqlglot translation is lossy to our Python versions.
+
+    Only applied to shapes (literals already taken out), so string contents are never touched.
+    """
+    if "(" not in shape_text:
+        return shape_text
+    return _RENAMED_FUNCTIONS.sub("PYLAMP_DATE_FORMAT(", shape_text)
+
+
 def _inline_user_vars(text: str, values: dict[str, Any]) -> str:
     shape = sqlmod.strip_literals(text)
     out = re.sub(
@@ -2282,6 +2361,8 @@ def _unquote_ident(text: str) -> str:
 
 
 def _mysql_text(node: exp.Expression) -> str:
+    if isinstance(node, exp.CurrentSchema):
+        return "DATABASE()"
     return node.sql("mysql")
 
 

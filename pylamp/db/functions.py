@@ -159,8 +159,8 @@ def _truncate(v: Any, d: Any = 0) -> Any:
 
 _FUNCTIONS: list[tuple[str, int, Callable[..., Any]]] = [
     ("CONCAT_WS", -1, _concat_ws),
-    ("LEFT", 2, _nullsafe(lambda s, n: _text(s)[: max(0, int(n))])),
-    ("RIGHT", 2, _nullsafe(lambda s, n: _text(s)[-int(n) :] if int(n) > 0 else "")),
+    ("MYSQL_LEFT", 2, _nullsafe(lambda s, n: _text(s)[: max(0, int(n))])),
+    ("MYSQL_RIGHT", 2, _nullsafe(lambda s, n: _text(s)[-int(n) :] if int(n) > 0 else "")),
     ("MID", 3, _nullsafe(lambda s, p, n: _text(s)[int(p) - 1 : int(p) - 1 + int(n)])),
     ("LPAD", 3, _nullsafe(_lpad)),
     ("RPAD", 3, _nullsafe(_rpad)),
@@ -177,6 +177,7 @@ _FUNCTIONS: list[tuple[str, int, Callable[..., Any]]] = [
     ("FROM_UNIXTIME", 1, _nullsafe(_from_unixtime)),
     ("FROM_UNIXTIME", 2, _nullsafe(_from_unixtime)),
     ("DATE_FORMAT", 2, _nullsafe(_date_format)),
+    ("PYLAMP_DATE_FORMAT", 2, _nullsafe(_date_format)),
     ("REGEXP", 2, _regexp),
     ("FIELD", -1, _field),
     ("ELT", -1, _elt),
@@ -190,7 +191,35 @@ _FUNCTIONS: list[tuple[str, int, Callable[..., Any]]] = [
 ]
 
 
+class _OrderedGroupConcat:
+    """GROUP_CONCAT(value ORDER BY key [DESC] SEPARATOR sep), which SQLite 3.40 lacks:
+    called as PYLAMP_GROUP_CONCAT(value, sep, distinct, desc, key)."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[Any, str]] = []
+        self.sep = ","
+        self.distinct = False
+        self.desc = False
+
+    def step(self, value: Any, sep: Any, distinct: Any, desc: Any, key: Any) -> None:
+        self.sep = "" if sep is None else _text(sep)
+        self.distinct = bool(distinct)
+        self.desc = bool(desc)
+        if value is not None:
+            self.items.append((key, _text(value)))
+
+    def finalize(self) -> Any:
+        if not self.items:
+            return None
+        items = sorted(self.items, key=lambda kv: (kv[0] is None, kv[0]), reverse=self.desc)
+        values = [v for _, v in items]
+        if self.distinct:
+            values = list(dict.fromkeys(values))
+        return self.sep.join(values)
+
+
 def register_functions(conn: sqlite3.Connection) -> None:
     """Add the MySQL functions SQLite lacks to ``conn``."""
     for name, nargs, fn in _FUNCTIONS:
         conn.create_function(name, nargs, fn, deterministic=True)
+    conn.create_aggregate("PYLAMP_GROUP_CONCAT", 5, _OrderedGroupConcat)  # type: ignore[arg-type]

@@ -292,21 +292,36 @@ class Shape:
     user_vars: tuple[str, ...] = ()
 
 
-_TOKEN_RE = re.compile(
-    r"""
+_TOKEN_BODY = r"""
     (?P<str>(?:_[A-Za-z0-9]+\s*|[nN](?='))?(?:'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*"))
     |(?P<ident>`(?:[^`]|``)*`)
-    |(?P<hex>[xXbB]'[^']*'|0x[0-9a-fA-F]+|0b[01]+)
+    |(?P<hex>\b[xXbB]'[^']*'|\b0[xX][0-9a-fA-F]+|\b0b[01]+)
     |(?P<comment>/\*.*?\*/|--(?=[ \t\n]|$)[^\n]*|\#[^\n]*)
     |(?P<num>(?<![\w.$@:])(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?(?![\w$]))
     |(?P<var>@@?[A-Za-z0-9_.$]+|@`[^`]*`)
-    |(?P<fn>\b(?:NOW|SYSDATE|CURDATE|CURTIME|UNIX_TIMESTAMP|UTC_TIMESTAMP|UTC_DATE|UTC_TIME
+"""
+# The lookahead on the first character lets the regex engine skip most positions quickly.
+_TOKEN_RE = re.compile(r"(?=['\"`/\-\#0-9.@xXbBnN_])(?:" + _TOKEN_BODY + ")", re.X | re.S)
+_TOKEN_FN_RE = re.compile(
+    "(?:"
+    + _TOKEN_BODY
+    + r"""
+    |(?P<fn>(?i:\b(?:NOW|SYSDATE|CURDATE|CURTIME|UNIX_TIMESTAMP|UTC_TIMESTAMP|UTC_DATE|UTC_TIME
               |RAND|UUID|LAST_INSERT_ID)\s*\(\s*\d*\s*\)
          |\b(?:CURRENT_TIMESTAMP|CURRENT_DATE|CURRENT_TIME|LOCALTIMESTAMP|LOCALTIME)\b
-              (?:\s*\(\s*\d*\s*\))?)
-    |(?P<word>[A-Za-z_$][\w$]*)
-    """,
-    re.X | re.S | re.I,
+              (?:\s*\(\s*\d*\s*\))?)))""",
+    re.X | re.S,
+)
+_FN_HINTS = (
+    "NOW",
+    "SYSDATE",
+    "CUR",
+    "UNIX_TIMESTAMP",
+    "UTC_",
+    "RAND",
+    "UUID",
+    "LAST_INSERT_ID",
+    "LOCALTIME",
 )
 
 _ESCAPES = {
@@ -423,9 +438,14 @@ def strip_literals(sql: str, nd: NonDeterministic | None = None) -> Shape:
     user_vars: list[str] = []
     determinised = False
     pos = 0
-    for m in _TOKEN_RE.finditer(sql):
+    pattern = _TOKEN_RE
+    if nd is not None:
+        upper = sql.upper()
+        if any(h in upper for h in _FN_HINTS):
+            pattern = _TOKEN_FN_RE
+    for m in pattern.finditer(sql):
         group = m.lastgroup
-        if group == "word" or group == "ident" or group == "hex":
+        if group == "ident" or group == "hex":
             continue
         out.append(sql[pos : m.start()])
         pos = m.end()

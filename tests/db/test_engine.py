@@ -1,0 +1,400 @@
+"""The SQL engine through Session.execute: every statement family, types and error numbers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pylamp.db.engine import Engine, Session
+from pylamp.db.results import ColumnFlag, FieldType, Ok, ResultSet, SqlError
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    eng = Engine(tmp_path, clock=lambda: 1_700_000_000.0)
+    yield eng
+    eng.close()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    s = engine.open_session("root", "127.0.0.1")
+    s.execute("CREATE DATABASE shop")
+    s.execute("USE shop")
+    yield s
+    s.close()
+
+
+def rows(session: Session, sql: str) -> list[tuple[Any, ...]]:
+    result = session.execute(sql)[-1]
+    assert isinstance(result, ResultSet)
+    return result.rows
+
+
+def one(session: Session, sql: str) -> Any:
+    return rows(session, sql)[0][0]
+
+
+def ok(session: Session, sql: str) -> Ok:
+    result = session.execute(sql)[-1]
+    assert isinstance(result, Ok)
+    return result
+
+
+def errno(session: Session, sql: str) -> int:
+    with pytest.raises(SqlError) as err:
+        session.execute(sql)
+    return err.value.errno
+
+
+PRODUCTS = """
+CREATE TABLE products (
+  id INT UNSIGNED NOT NULL AUTO_INCREMENT,
+  sku VARCHAR(20) NOT NULL,
+  name VARCHAR(100) DEFAULT 'unnamed',
+  price DECIMAL(10,2) NOT NULL DEFAULT '0.00',
+  qty INT NOT NULL DEFAULT 0,
+  added DATETIME DEFAULT CURRENT_TIMESTAMP,
+  PRIMARY KEY (id),
+  UNIQUE KEY uk_sku (sku),
+  KEY k_price (price)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
+"""
+
+
+@pytest.fixture
+def products(session: Session) -> Session:
+    session.execute(PRODUCTS)
+    session.execute(
+        "INSERT INTO products (sku, name, price, qty) VALUES "
+        "('A1', 'apple', 0.50, 10), ('B2', 'banana', 0.25, 20), ('C3', 'cherry', 4.10, 5)"
+    )
+    return session
+
+
+# -- databases ---------------------------------------------------------------------------------
+
+
+def test_databases(engine: Engine) -> None:
+    s = engine.open_session("root", "127.0.0.1")
+    assert ok(s, "CREATE DATABASE a").affected_rows == 1
+    assert errno(s, "CREATE DATABASE a") == 1007
+    ok(s, "CREATE DATABASE IF NOT EXISTS a")
+    assert ("a",) in rows(s, "SHOW DATABASES")
+    assert (engine.data_dir / "a.sqlite").exists()
+    assert one(s, "SELECT DATABASE()") is None
+    assert errno(s, "SELECT * FROM t") == 1046
+    assert errno(s, "USE nope") == 1049
+    s.use("a")
+    assert one(s, "SELECT DATABASE()") == "a"
+    ok(s, "DROP DATABASE a")
+    assert errno(s, "DROP DATABASE a") == 1008
+    ok(s, "DROP DATABASE IF EXISTS a")
+    assert ("a",) not in rows(s, "SHOW DATABASES")
+    assert not (engine.data_dir / "a.sqlite").exists()
+    s.close()
+
+
+def test_cross_database_query(session: Session) -> None:
+    session.execute("CREATE DATABASE other")
+    session.execute("CREATE TABLE other.t (id INT PRIMARY KEY, v VARCHAR(5))")
+    session.execute("INSERT INTO other.t VALUES (1, 'x')")
+    session.execute("CREATE TABLE t (id INT PRIMARY KEY, w INT)")
+    session.execute("INSERT INTO t VALUES (1, 7)")
+    assert rows(session, "SELECT t.w, o.v FROM t JOIN other.t AS o ON o.id = t.id") == [(7, "x")]
+
+
+# -- tables and SHOW ----------------------------------------------------------------------------
+
+
+def test_create_table_show_create_and_describe(products: Session) -> None:
+    create = rows(products, "SHOW CREATE TABLE products")[0][1]
+    assert create.startswith(
+        "CREATE TABLE `products` (\n  `id` int unsigned NOT NULL AUTO_INCREMENT,"
+    )
+    assert "  `price` decimal(10,2) NOT NULL DEFAULT '0.00'," in create
+    assert "  UNIQUE KEY `uk_sku` (`sku`)," in create
+    assert "  KEY `k_price` (`price`)" in create
+    assert create.endswith(") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
+    described = rows(products, "DESCRIBE products")
+    assert described[0] == ("id", "int unsigned", "NO", "PRI", None, "auto_increment")
+    assert described[1] == ("sku", "varchar(20)", "NO", "UNI", None, "")
+    assert described[2] == ("name", "varchar(100)", "YES", "", "unnamed", "")
+    assert described[3][:4] == ("price", "decimal(10,2)", "NO", "MUL")
+    assert rows(products, "SHOW COLUMNS FROM products LIKE 'qty'")[0][0] == "qty"
+    assert rows(products, "SHOW FIELDS FROM products")[4][0] == "qty"
+    assert rows(products, "SHOW TABLES") == [("products",)]
+    assert rows(products, "SHOW FULL TABLES FROM shop") == [("products", "BASE TABLE")]
+    assert rows(products, "SHOW TABLES LIKE 'prod%'") == [("products",)]
+    assert errno(products, PRODUCTS) == 1050
+    ok(products, PRODUCTS.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
+    assert errno(products, "DESCRIBE nothing") == 1146
+    assert errno(products, "SHOW CREATE TABLE nothing") == 1146
+
+
+def test_result_column_types_come_from_the_catalog(products: Session) -> None:
+    result = products.execute("SELECT id, sku, price, added, qty * 2 AS q2, 'x' AS s FROM products")
+    cols = result[0].columns  # type: ignore[union-attr]
+    assert [c.name for c in cols] == ["id", "sku", "price", "added", "q2", "s"]
+    assert cols[0].type_code == FieldType.LONG
+    assert cols[0].flags & ColumnFlag.PRI_KEY and cols[0].flags & ColumnFlag.AUTO_INCREMENT
+    assert cols[0].flags & ColumnFlag.UNSIGNED
+    assert cols[0].table == "products" and cols[0].db == "shop"
+    assert cols[1].type_code == FieldType.VAR_STRING
+    assert cols[2].type_code == FieldType.NEWDECIMAL and cols[2].decimals == 2
+    assert cols[3].type_code == FieldType.DATETIME
+    assert cols[4].type_code == FieldType.LONGLONG
+    assert cols[5].type_code == FieldType.VAR_STRING
+
+
+def test_decimal_is_exact_and_scaled(products: Session) -> None:
+    assert rows(products, "SELECT price FROM products ORDER BY id") == [
+        (Decimal("0.50"),),
+        (Decimal("0.25"),),
+        (Decimal("4.10"),),
+    ]
+    assert one(products, "SELECT COUNT(*) FROM products WHERE price > 1") == 1
+
+
+def test_default_current_timestamp_uses_statement_time(products: Session) -> None:
+    added = one(products, "SELECT added FROM products WHERE sku = 'A1'")
+    import time
+
+    assert added == time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(1_700_000_000))
+
+
+def test_drop_and_truncate(products: Session) -> None:
+    ok(products, "TRUNCATE TABLE products")
+    assert one(products, "SELECT COUNT(*) FROM products") == 0
+    ok(products, "DROP TABLE products")
+    assert errno(products, "DROP TABLE products") == 1051
+    ok(products, "DROP TABLE IF EXISTS products")
+    assert errno(products, "SELECT * FROM products") == 1146
+
+
+def test_alter_table(products: Session) -> None:
+    ok(
+        products,
+        "ALTER TABLE products ADD COLUMN color VARCHAR(10) NOT NULL DEFAULT 'red' AFTER sku",
+    )
+    assert [r[0] for r in rows(products, "DESCRIBE products")][:3] == ["id", "sku", "color"]
+    assert one(products, "SELECT color FROM products WHERE sku = 'A1'") == "red"
+    ok(products, "ALTER TABLE products ADD INDEX k_qty (qty), MODIFY COLUMN name VARCHAR(200)")
+    ok(products, "ALTER TABLE products CHANGE qty stock INT NOT NULL DEFAULT 1")
+    assert one(products, "SELECT stock FROM products WHERE sku = 'B2'") == 20
+    create = rows(products, "SHOW CREATE TABLE products")[0][1]
+    assert "`name` varchar(200)" in create and "KEY `k_qty` (`stock`)" in create
+    ok(products, "ALTER TABLE products DROP COLUMN color, DROP INDEX k_qty")
+    ok(products, "ALTER TABLE products RENAME TO goods")
+    assert rows(products, "SHOW TABLES") == [("goods",)]
+    assert one(products, "SELECT COUNT(*) FROM goods") == 3
+    assert errno(products, "ALTER TABLE goods DROP COLUMN nothing") == 1091
+    assert errno(products, "ALTER TABLE goods ADD COLUMN sku INT") == 1060
+    assert errno(products, "ALTER TABLE nothing ADD COLUMN x INT") == 1146
+    # auto increment continues after the rebuild
+    ok(products, "INSERT INTO goods (sku) VALUES ('D4')")
+    assert one(products, "SELECT MAX(id) FROM goods") == 4
+
+
+def test_create_index_statement(products: Session) -> None:
+    ok(products, "CREATE INDEX k_name ON products (name)")
+    assert "KEY `k_name` (`name`)" in rows(products, "SHOW CREATE TABLE products")[0][1]
+    ok(products, "CREATE UNIQUE INDEX u_name ON products (name)")
+    assert errno(products, "INSERT INTO products (sku, name) VALUES ('Z', 'apple')") == 1062
+
+
+# -- INSERT, REPLACE, UPDATE, DELETE ------------------------------------------------------------
+
+
+def test_insert_ids_and_affected_rows(products: Session) -> None:
+    result = ok(products, "INSERT INTO products (sku) VALUES ('D4')")
+    assert result.affected_rows == 1 and result.last_insert_id == 4
+    assert one(products, "SELECT LAST_INSERT_ID()") == 4
+    result = ok(products, "INSERT INTO products (sku) VALUES ('E5'), ('F6')")
+    assert result.affected_rows == 2 and result.last_insert_id == 5  # MySQL: the first id
+    assert rows(products, "SELECT name FROM products WHERE sku = 'E5'") == [("unnamed",)]
+
+
+def test_duplicate_entry_error(products: Session) -> None:
+    with pytest.raises(SqlError) as err:
+        products.execute("INSERT INTO products (sku) VALUES ('A1')")
+    assert err.value.errno == 1062
+    assert err.value.message == "Duplicate entry 'A1' for key 'products.uk_sku'"
+    assert errno(products, "INSERT INTO products (id, sku) VALUES (1, 'new')") == 1062
+    # a failed autocommit statement leaves nothing behind
+    assert one(products, "SELECT COUNT(*) FROM products") == 3
+
+
+def test_insert_ignore(products: Session) -> None:
+    result = ok(products, "INSERT IGNORE INTO products (sku) VALUES ('A1'), ('G7')")
+    assert result.affected_rows == 1
+    assert one(products, "SELECT COUNT(*) FROM products") == 4
+
+
+def test_on_duplicate_key_update(products: Session) -> None:
+    ok(
+        products,
+        "INSERT INTO products (sku, qty) VALUES ('A1', 3), ('Z9', 1) "
+        "ON DUPLICATE KEY UPDATE qty = qty + VALUES(qty)",
+    )
+    assert rows(
+        products, "SELECT sku, qty FROM products WHERE sku IN ('A1', 'Z9') ORDER BY sku"
+    ) == [
+        ("A1", 13),
+        ("Z9", 1),
+    ]
+
+
+def test_replace_into(products: Session) -> None:
+    ok(products, "REPLACE INTO products (id, sku, name) VALUES (2, 'B2', 'blueberry')")
+    assert rows(products, "SELECT id, name FROM products WHERE sku = 'B2'") == [(2, "blueberry")]
+    assert one(products, "SELECT COUNT(*) FROM products") == 3
+
+
+def test_update_and_delete_with_order_by_and_limit(products: Session) -> None:
+    result = ok(products, "UPDATE products SET qty = 0 ORDER BY price DESC LIMIT 1")
+    assert result.affected_rows == 1
+    assert one(products, "SELECT sku FROM products WHERE qty = 0") == "C3"
+    result = ok(products, "DELETE FROM products WHERE qty > 0 ORDER BY qty LIMIT 1")
+    assert result.affected_rows == 1
+    assert rows(products, "SELECT sku FROM products ORDER BY sku") == [("B2",), ("C3",)]
+    assert ok(products, "DELETE FROM products").affected_rows == 2
+
+
+def test_not_null_and_column_errors(products: Session) -> None:
+    assert errno(products, "INSERT INTO products (sku) VALUES (NULL)") == 1048
+    assert errno(products, "INSERT INTO products (nope) VALUES (1)") == 1054
+    assert errno(products, "SELECT nope FROM products") == 1054
+    assert errno(products, "SELECT * FROM nope") == 1146
+    assert errno(products, "SELEKT 1") == 1064
+    assert errno(products, "INSERT INTO products (sku, qty) VALUES ('x')") == 1136
+
+
+# -- SELECT ------------------------------------------------------------------------------------
+
+
+def test_select_features(products: Session) -> None:
+    products.execute(
+        "CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, product_id INT, n INT)"
+    )
+    products.execute("INSERT INTO orders (product_id, n) VALUES (1, 2), (1, 3), (3, 1)")
+    assert rows(
+        products,
+        "SELECT p.sku, SUM(o.n) AS total FROM products p JOIN orders o ON o.product_id = p.id "
+        "GROUP BY p.sku HAVING total > 1 ORDER BY total DESC",
+    ) == [("A1", 5)]
+    assert rows(
+        products,
+        "SELECT p.sku, COUNT(o.id) FROM products p LEFT JOIN orders o ON o.product_id = p.id "
+        "GROUP BY p.sku ORDER BY p.sku",
+    ) == [("A1", 2), ("B2", 0), ("C3", 1)]
+    assert rows(
+        products,
+        "SELECT sku FROM products WHERE id IN (SELECT product_id FROM orders) ORDER BY 1",
+    ) == [("A1",), ("C3",)]
+    assert rows(products, "SELECT sku FROM products ORDER BY id LIMIT 1, 1") == [("B2",)]
+    assert rows(products, "SELECT sku FROM products ORDER BY id LIMIT 1 OFFSET 2") == [("C3",)]
+    assert one(products, "SELECT GROUP_CONCAT(sku ORDER BY sku SEPARATOR '|') FROM products") in (
+        "A1|B2|C3",
+    )
+    # MySQL's default collation compares case-insensitively
+    assert one(products, "SELECT sku FROM products WHERE name = 'APPLE'") == "A1"
+
+
+def test_common_functions(session: Session) -> None:
+    assert rows(
+        session,
+        "SELECT CONCAT('a', 'b', 1), IFNULL(NULL, 2), COALESCE(NULL, NULL, 3), LENGTH('abc'), "
+        "UPPER('x'), LOWER('Y'), SUBSTRING('hello', 2, 3), CONCAT_WS('-', 'a', NULL, 'b'), "
+        "LEFT('abc', 2), RIGHT('abc', 2), IF(1 > 0, 'y', 'n'), ROUND(2.567, 2), ABS(-3)",
+    ) == [("ab1", 2, 3, 3, "X", "y", "ell", "a-b", "ab", "bc", "y", 2.57, 3)]
+    assert one(session, "SELECT DATE_FORMAT('2024-03-05 14:07:09', '%Y/%m/%d %H:%i:%s')") == (
+        "2024/03/05 14:07:09"
+    )
+    assert rows(session, "SELECT YEAR('2024-03-05'), MONTH('2024-03-05'), DAY('2024-03-05')") == [
+        (2024, 3, 5)
+    ]
+    assert one(session, "SELECT CONCAT('x', NULL)") is None
+    assert one(session, "SELECT 'abc' REGEXP '^a'") == 1
+    assert one(session, "SELECT MD5('a')") == "0cc175b9c0f1b6a831c399e269772661"
+
+
+def test_now_and_friends_are_determinised(session: Session) -> None:
+    import time
+
+    expected = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(1_700_000_000))
+    assert one(session, "SELECT NOW()") == expected
+    assert one(session, "SELECT CURRENT_TIMESTAMP") == expected
+    assert one(session, "SELECT UNIX_TIMESTAMP()") == 1_700_000_000
+    assert len(one(session, "SELECT UUID()")) == 36
+    assert 0 <= one(session, "SELECT RAND()") < 1
+
+
+def test_select_without_table_and_column_names(session: Session) -> None:
+    result = session.execute("SELECT 1, 1 + 1, 'abc', NULL, @@version_comment, DATABASE()")[0]
+    assert isinstance(result, ResultSet)
+    assert [c.name for c in result.columns][0] == "1"
+    assert result.columns[4].name == "@@version_comment"
+    assert result.columns[5].name == "DATABASE()"
+    assert result.rows == [(1, 2, "abc", None, result.rows[0][4], "shop")]
+
+
+def test_client_connect_queries(session: Session) -> None:
+    assert one(session, "SELECT @@version_comment LIMIT 1")
+    assert one(session, "SELECT VERSION()").startswith("8.0")
+    assert one(session, "SELECT @@max_allowed_packet") > 1_000_000
+    assert one(session, "SELECT @@sql_mode")
+    assert one(session, "SELECT @@lower_case_table_names") == 0
+    assert one(session, "SELECT @@transaction_isolation") == one(session, "SELECT @@tx_isolation")
+    assert one(session, "SELECT @@session.autocommit") == 1
+    assert rows(session, "SHOW VARIABLES LIKE 'sql_mode'")[0][0] == "sql_mode"
+    assert rows(session, "SHOW VARIABLES LIKE 'lower_case_table_names'") == [
+        ("lower_case_table_names", "0")
+    ]
+    assert rows(session, "SHOW COLLATION")
+    assert rows(session, "SHOW STATUS LIKE 'Uptime'")[0][0] == "Uptime"
+    assert errno(session, "SELECT @@no_such_variable") == 1193
+
+
+def test_set_statements_and_variables(session: Session) -> None:
+    ok(session, "SET NAMES utf8mb4")
+    assert one(session, "SELECT @@character_set_client") == "utf8mb4"
+    ok(session, "SET @a = 5, @b = 'x'")
+    assert rows(session, "SELECT @a + 1, @b, @unset") == [(6, "x", None)]
+    ok(session, "SET @c = @a * 2")
+    assert one(session, "SELECT @c") == 10
+    ok(session, "SET SESSION sql_mode = 'TRADITIONAL'")
+    assert one(session, "SELECT @@session.sql_mode") == "TRADITIONAL"
+    ok(session, "SET @@session.wait_timeout = 100")
+    assert one(session, "SELECT @@wait_timeout") == 100
+    assert errno(session, "SET nonsense_variable = 1") == 1193
+    ok(session, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+
+
+def test_multi_statement_returns_every_result(session: Session) -> None:
+    results = session.execute("SELECT 1; SELECT 2 AS two; SET @x = 1")
+    assert len(results) == 3
+    assert isinstance(results[2], Ok)
+    with pytest.raises(SqlError) as err:
+        session.execute("SELECT 1; SELECT * FROM nope; SELECT 3")
+    assert err.value.errno == 1146
+    assert len(err.value.results) == 1  # type: ignore[attr-defined]
+
+
+def test_show_warnings_after_create_if_not_exists(session: Session) -> None:
+    session.execute("CREATE TABLE t (a INT)")
+    session.execute("CREATE TABLE IF NOT EXISTS t (a INT)")
+    assert rows(session, "SHOW WARNINGS") == [("Note", 1050, "Table 't' already exists")]
+
+
+def test_literal_cache_binds_each_execution(products: Session) -> None:
+    # the same shape with different literals must give each its own answer
+    for i, sku in enumerate(["A1", "B2", "C3"], 1):
+        assert one(products, f"SELECT sku FROM products WHERE id = {i}") == sku
+    assert rows(products, "SELECT id FROM products ORDER BY 1 DESC LIMIT 1") == [(3,)]
+    assert one(products, "SELECT 'x'") == "x" and one(products, "SELECT 'y'") == "y"
+    assert one(products, "SELECT CAST('12' AS SIGNED)") == 12
