@@ -337,7 +337,7 @@ def test_now_and_friends_are_determinised(session: Session) -> None:
 def test_select_without_table_and_column_names(session: Session) -> None:
     result = session.execute("SELECT 1, 1 + 1, 'abc', NULL, @@version_comment, DATABASE()")[0]
     assert isinstance(result, ResultSet)
-    assert [c.name for c in result.columns][0] == "1"
+    assert result.columns[0].name == "1"
     assert result.columns[4].name == "@@version_comment"
     assert result.columns[5].name == "DATABASE()"
     assert result.rows == [(1, 2, "abc", None, result.rows[0][4], "shop")]

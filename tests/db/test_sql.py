@@ -1,4 +1,4 @@
-"""Pure SQL text handling: splitting, classifying, admin parsing, literal stripping, determinising."""
+"""Pure SQL text handling: split, classify, admin statements, literal stripping, determinising."""
 
 from __future__ import annotations
 
