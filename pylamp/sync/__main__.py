@@ -82,6 +82,12 @@ def add_push_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-compress", action="store_true", help="send literal data uncompressed")
     p.add_argument("--no-delete", action="store_true", help="keep files gone at the source")
     p.add_argument(
+        "--whole-file",
+        "-W",
+        action="store_true",
+        help="send changed files whole, without the delta algorithm",
+    )
+    p.add_argument(
         "--no-delay-updates",
         action="store_true",
         help="rename each file into place as it arrives instead of all at the end",
@@ -213,6 +219,7 @@ def _push(args: argparse.Namespace) -> int:
             compress=not args.no_compress,
             delete=not args.no_delete,
             delay_updates=not args.no_delay_updates,
+            whole_file=args.whole_file,
             tls=tls,
             timeout=args.timeout,
             progress=bar.update if bar is not None else None,

@@ -259,6 +259,7 @@ class SyncSession:
         excludes: Iterable[str] = (),
         delete: bool = True,
         delay_updates: bool = True,
+        whole_file: bool = False,
         refresh: bool = False,
         progress: ProgressCallback | None = None,
     ) -> SyncStats:
@@ -281,6 +282,7 @@ class SyncSession:
             excludes=excl,
             delete=delete,
             delay_updates=delay_updates,
+            whole_file=whole_file,
             refresh=refresh,
             progress=progress,
         )
@@ -295,6 +297,7 @@ class SyncSession:
         excludes: Excluder | None = None,
         delete: bool = True,
         delay_updates: bool = True,
+        whole_file: bool = False,
         refresh: bool = False,
         progress: ProgressCallback | None = None,
         stats: SyncStats | None = None,
@@ -316,6 +319,8 @@ class SyncSession:
                 self.manifest = {row[0]: Entry(*row) for row in m.rows}
                 scope = None if m.complete else scope
             plan = compare(tree, self.manifest, checksum=checksum, delete=delete, scope=scope)
+            if whole_file:
+                plan.basis.clear()  # no signatures: changed files go whole (rsync -W)
             st.files_scanned += len(tree)
             st.total_size += sum(e.size for e in tree.values() if e.kind == "f")
             st.unchanged += plan.unchanged
@@ -517,6 +522,7 @@ async def push(
     compress: bool = True,
     delete: bool = True,
     delay_updates: bool = True,
+    whole_file: bool = False,
     tls: ssl.SSLContext | None = None,
     timeout: float = 10.0,
     progress: ProgressCallback | None = None,
@@ -550,6 +556,7 @@ async def push(
                     excludes=excl,
                     delete=delete,
                     delay_updates=delay_updates,
+                    whole_file=whole_file,
                     progress=progress,
                     stats=st,
                 )

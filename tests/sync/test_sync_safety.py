@@ -199,6 +199,7 @@ async def test_corrupt_file_is_refused_and_never_visible(tmp_path: Path) -> None
         rc.send(ev.End())
         done, seen = await rc.until(ev.Done)
         await rc.close()
+    assert set(done.failed) == {"page.html", "streamed.html"}
     assert {e.path for e in seen if isinstance(e, ev.PathError)} == {"page.html", "streamed.html"}
     assert all("hash mismatch" in e.message for e in seen if isinstance(e, ev.PathError))
     assert (dst / "page.html").read_text() == "old page"
@@ -279,30 +280,28 @@ def _check_whole(dst: Path, old: dict[str, bytes], new: dict[str, bytes]) -> tup
 
 def test_kill_9_of_the_sender_mid_push(tmp_path: Path) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
-    old, new = _two_versions(src, 300, 64 * 1024)
+    old, new = _two_versions(src, 80, 128 * 1024)
     keyf = key_file(tmp_path)
     rx, port = start_serve(dst, keyf)
     try:
         cmd = [PYTHON, "-m", "pylamp.sync", "push", str(src), f"127.0.0.1:{port}"]
         cmd += ["--key", str(keyf), "-q", "--no-compress"]
-        subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+        subprocess.run([*cmd, "-W"], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
         for p, data in new.items():
             write(src, p, data)
-        for attempt in range(3):
-            sender = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL)
-            try:
-                wait_for(lambda: temp_files(dst) or sender.poll() is not None)
-                wait_for(lambda: random.random() < 0.2 or sender.poll() is not None)
-            finally:
-                sender.send_signal(signal.SIGKILL)
-                sender.wait()
-            # The receiver notices, drops its temp files and publishes nothing.
-            wait_for(lambda: not temp_files(dst))
-            n_old, n_new = _check_whole(dst, old, new)
-            if n_new == 0:
-                break
+        sender = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: temp_files(dst) or sender.poll() is not None)
+            wait_for(lambda: random.random() < 0.2 or sender.poll() is not None)
+        finally:
+            sender.send_signal(signal.SIGKILL)
+            sender.wait()
+        assert sender.returncode == -signal.SIGKILL, "the push ended before it could be killed"
+        # The receiver notices, drops its temp files and publishes nothing.
+        wait_for(lambda: not temp_files(dst))
+        n_old, _ = _check_whole(dst, old, new)
         assert n_old == len(old), "a killed delay-updates push published something"
-        subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+        subprocess.run([*cmd, "-W"], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
         assert _check_whole(dst, old, new) == (0, len(new))
         assert temp_files(dst) == []
     finally:
@@ -312,7 +311,7 @@ def test_kill_9_of_the_sender_mid_push(tmp_path: Path) -> None:
 
 async def test_kill_9_of_the_receiver_mid_push(tmp_path: Path) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
-    old, new = _two_versions(src, 300, 64 * 1024)
+    old, new = _two_versions(src, 80, 128 * 1024)
     keyf = key_file(tmp_path)
     rx, port = start_serve(dst, keyf)
     try:
@@ -322,13 +321,21 @@ async def test_kill_9_of_the_receiver_mid_push(tmp_path: Path) -> None:
             write(src, p, data)
         # Files land one by one here, so the kill leaves a mix: each must be whole.
         task = asyncio.create_task(
-            push(src, [("127.0.0.1", port)], key=KEY, delay_updates=False, compress=False)
+            push(
+                src,
+                [("127.0.0.1", port)],
+                key=KEY,
+                delay_updates=False,
+                compress=False,
+                whole_file=True,
+            )
         )
         await _until(lambda: temp_files(dst) or task.done())
         await asyncio.sleep(random.uniform(0, 0.01))
         rx.send_signal(signal.SIGKILL)
         rx.wait()
         [failed] = await task
+        assert failed.error is not None, "the push ended before the receiver was killed"
         _check_whole(dst, old, new)
         stale = temp_files(dst)
     finally:
@@ -337,12 +344,11 @@ async def test_kill_9_of_the_receiver_mid_push(tmp_path: Path) -> None:
             rx.wait()
     rx2, port2 = start_serve(dst, keyf)
     try:
-        [st] = await push(src, [("127.0.0.1", port2)], key=KEY)
+        [st] = await push(src, [("127.0.0.1", port2)], key=KEY, whole_file=True)
         assert st.ok
         assert _check_whole(dst, old, new) == (0, len(new))
         assert temp_files(dst) == []
-        if failed.error is not None and stale:
-            assert all(not os.path.exists(t) for t in stale)
+        assert all(not os.path.exists(t) for t in stale)
     finally:
         rx2.send_signal(signal.SIGTERM)
         rx2.wait()
