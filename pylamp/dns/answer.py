@@ -79,6 +79,7 @@ _CACHE_LIMIT = 10_000
 # Header bytes 2..3 of a query the reply cache may hold: QR=0, opcode QUERY, no AA/TC/RA/Z.
 _CACHEABLE_FLAG_MASK = 0xFFFF & ~(0x0100 | 0x0020 | 0x0010)  # all but RD, AD, CD
 _PLAIN_OPT_LEN = 11
+_LETTERS = frozenset(range(0x41, 0x5B)) | frozenset(range(0x61, 0x7B))
 
 QueryKind = Literal["query", "notify", "transfer", "other"]
 
@@ -193,8 +194,11 @@ class Answerer:
         self._rot_index: dict[tuple[str, int], int] = {}
         self._counters: list[int] = []
         # Stored replies: udp_limit (None = TCP) -> query shape -> (counter index or -1,
-        # [(header bytes 2..12, bytes after the question)] one per rotation position).
-        self._cache: dict[int | None, dict[bytes, tuple[int, list[tuple[bytes, bytes]]]]] = {}
+        # [reply after its id, question in lower case] one per rotation position).
+        # The shape is the query after its id, lower-cased. Only queries whose bytes
+        # outside the name hold no ASCII letter are stored, so lower-casing the whole
+        # query merges exactly the queries that differ in the case of their name.
+        self._cache: dict[int | None, dict[bytes, tuple[int, list[bytes]]]] = {}
         for zone in zones:
             self.set_zone(zone)
 
@@ -268,22 +272,26 @@ class Answerer:
         """The fast path alone: the stored reply for this query's shape, or None if none
         is stored (then call :meth:`answer`). Never stores AXFR, IXFR or NOTIFY replies,
         so a server may route those after a miss. Advances round robin like answer()."""
-        e = query.find(0, 12)
-        if e > 0:
-            cache = self._cache.get(udp_limit)
-            if cache is not None:
-                entry = cache.get(query[2:e].lower() + query[e:])
-                if entry is not None:
-                    index, variants = entry
-                    if index < 0:
-                        head, tail = variants[0]
-                    else:
-                        counters = self._counters
-                        count = counters[index]
-                        counters[index] = count + 1
-                        head, tail = variants[count % len(variants)]
-                    return query[:2] + head + query[12:e] + tail
-        return None
+        cache = self._cache.get(udp_limit)
+        if cache is None:
+            return None
+        tail = query[2:]
+        key = tail.lower()
+        entry = cache.get(key)
+        if entry is None:
+            return None
+        index, variants = entry
+        if index < 0:
+            body = variants[0]
+        else:
+            counters = self._counters
+            count = counters[index]
+            counters[index] = count + 1
+            body = variants[count % len(variants)]
+        if tail == key:  # question in lower case: the stored body is the reply
+            return query[:2] + body
+        end = query.find(0, 12)
+        return query[:2] + body[:10] + query[12:end] + body[end - 2 :]
 
     # --- slow path ---------------------------------------------------------------------
 
@@ -317,6 +325,7 @@ class Answerer:
             and len(query) == name_end + 4 + (_PLAIN_OPT_LEN if opts else 0)
             and (not opts or (opts[0].rdata == [] and (opts[0].ttl >> 16) & 0xFF == 0))
             and int(q.qtype) not in (_QTYPE_AXFR, _QTYPE_IXFR)
+            and not _LETTERS.intersection(query[name_end:])
         )
         req = _Request(
             qname=_name_text(qlabels),
@@ -334,15 +343,12 @@ class Answerer:
         counters = self._counters
         wire, used = self._render(req, udp_limit, lambda i: counters[i])
         if cacheable and name_end is not None and len(used) <= 1:
-            key = query[2:name_end].lower() + query[name_end:]
+            key = query[2:].lower()
             if len(used) == 1:
                 index, n = used[0]
-                variants = [
-                    self._split(self._render(req, udp_limit, _fixed(r))[0], name_end)
-                    for r in range(n)
-                ]
+                variants = [self._render(req, udp_limit, _fixed(r))[0][2:] for r in range(n)]
             else:
-                index, variants = -1, [self._split(wire, name_end)]
+                index, variants = -1, [wire[2:]]
             cache = self._cache.setdefault(udp_limit, {})
             if len(cache) >= _CACHE_LIMIT:
                 cache.clear()
@@ -350,10 +356,6 @@ class Answerer:
         for index, _n in used:
             counters[index] += 1
         return self._finish(query, req, wire)
-
-    @staticmethod
-    def _split(wire: bytes, name_end: int) -> tuple[bytes, bytes]:
-        return wire[2:12], wire[name_end - 1 :]
 
     @staticmethod
     def _finish(query: bytes, req: _Request, wire: bytes) -> bytes:
