@@ -369,3 +369,10 @@ def test_random_and_mutated_packets_never_raise(packets: list[bytes]) -> None:
                     assert len(reply) <= limit
     good = ask(answerer, "www.foo.com")
     assert len(good.answer[0]) == 3
+
+
+def test_qtypes_whose_bytes_are_letters_are_not_merged(answerer: Answerer) -> None:
+    # TYPE97 is b"\x00a" on the wire and TYPE65 b"\x00A": lower-casing must not merge them.
+    for rdtype in ("TYPE97", "TYPE65", "TYPE97", "TYPE65"):
+        reply = ask(answerer, "www.foo.com", rdtype)
+        assert reply.question[0].rdtype == dns.rdatatype.from_text(rdtype)
