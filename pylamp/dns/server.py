@@ -68,6 +68,8 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self._cached = server.answerer.answer_cached
         self._limit = server.max_udp_size
         self._transport: asyncio.DatagramTransport | None = None
+        #: Set once the socket is really closed (asyncio closes it a loop turn later).
+        self.closed = asyncio.Event()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
@@ -95,6 +97,10 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         log.debug("udp error: %s", exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self.closed.set()
 
 
 class DnsServer:
@@ -146,6 +152,7 @@ class DnsServer:
             if path is not None:
                 self.zone_files[zone.origin] = path
         self._udp: asyncio.DatagramTransport | None = None
+        self._udp_protocol: _UdpProtocol | None = None
         self._tcp: asyncio.AbstractServer | None = None
         self._tcp_writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -213,7 +220,7 @@ class DnsServer:
                     raise
                 last_error = exc
                 continue
-            transport, _ = await loop.create_datagram_endpoint(
+            transport, self._udp_protocol = await loop.create_datagram_endpoint(
                 lambda: _UdpProtocol(self), sock=sock
             )
             self._udp = transport
@@ -243,6 +250,8 @@ class DnsServer:
         if self._udp is not None:
             self._udp.close()
             self._udp = None
+            if self._udp_protocol is not None:
+                await self._udp_protocol.closed.wait()
         if self._tcp is not None:
             self._tcp.close()
             for writer in list(self._tcp_writers):
