@@ -275,11 +275,21 @@ class HealthMonitor:
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._rounds: dict[str, int] = {c.name: 0 for c in configs}
 
     @property
     def configs(self) -> tuple[HealthConfig, ...]:
         """The checked names' configurations."""
         return tuple(e.config for e in self._entries)
+
+    async def wait_ready(self) -> None:
+        """Wait until every name has had one complete round of checks."""
+        await self._ready.wait()
+
+    def rounds(self, name: str) -> int:
+        """How many rounds of checks of ``name`` have completed."""
+        return self._rounds[name]
 
     def state(self, name: str) -> HealthState:
         """The pure state of one checked name (for status pages and tests)."""
@@ -357,6 +367,9 @@ class HealthMonitor:
         if live != entry.pushed:
             self._sink.set_live(entry.config.name, live.addresses, ordered=live.ordered)
             entry.pushed = live
+        self._rounds[entry.config.name] += 1
+        if all(self._rounds.values()):
+            self._ready.set()
 
     async def _check(self, config: HealthConfig, target: HealthTarget) -> CheckResult:
         try:
