@@ -73,11 +73,12 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
+        self._sendto = self._transport.sendto  # type: ignore[union-attr]
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         reply = self._cached(data, self._limit)
         if reply is not None:
-            self._transport.sendto(reply, addr)  # type: ignore[union-attr]
+            self._sendto(reply, addr)
             return
         try:
             replies = self._server._dispatch(data, addr[0], tcp=False)
