@@ -50,6 +50,7 @@ DEFAULT_SERVER_VERSION = "10.11.0-pylamp-log"
 _MAX_SIZE_LIMIT = 1 << 30  # MySQL's own ceiling for max_binlog_size; keeps log_pos in 32 bits
 _FDE_FLAGS_AT = len(MAGIC) + 17  # file offset of the first FDE's flags field
 _INDEX_PREFIX = "./"
+_HEADER_SIZE = len(MAGIC) + 252  # magic and our FORMAT_DESCRIPTION event
 
 
 class BinlogError(Exception):
@@ -201,8 +202,11 @@ class Binlog:
         safe, _good, max_xid = self._scan(name)
         self._next_xid = max_xid + 1
         size = path.stat().st_size
-        if safe == 0:  # not even a format description: a file whose creation was cut short
-            log.warning("binlog %s: no valid header, removing it", name)
+        if safe == 0:
+            if size > _HEADER_SIZE:
+                # not a creation cut short: refuse to destroy what may be someone's data
+                raise BinlogError(f"{path}: not a binlog file (bad magic or format description)")
+            log.warning("binlog %s: creation was cut short, removing it", name)
             self.truncated_bytes = size
             path.unlink()
             self._files.pop()
@@ -408,13 +412,14 @@ class Binlog:
             for pos, event in self.read_events(name, begin):
                 yield Position(name, pos), event
 
-    def transactions_after(self, after: Position | None) -> Iterator[Transaction]:
+    def transactions_after(self, after: tuple[str, int] | None) -> Iterator[Transaction]:
         """Yield every complete transaction that ends after ``after`` (None: all of them).
 
         Crash recovery re-applies these for a database whose stored position is ``after``.
         Files purged before ``after``'s file are simply not there, which is correct: every
         transaction in them ended before any position in a later file.
         """
+        after = Position(*after) if after is not None else None
         with self._lock:
             files = list(self._files)
         for name in files:

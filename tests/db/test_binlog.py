@@ -136,12 +136,19 @@ def test_corrupt_tail_and_headerless_file(tmp_path: Path) -> None:
     with Binlog(d, "db", 1) as b:
         assert b.files() == [("db-bin.000001", 256)]
         assert _statements(b) == []
-    # garbage instead of a binlog
+    # a short file of garbage instead of a binlog: as a creation cut short
     d = tmp_path / "junk"
     d.mkdir()
     (d / "db-bin.000001").write_bytes(b"hello, this is not a binlog at all")
     with Binlog(d, "db", 1) as b:
         assert b.position() == Position("db-bin.000001", 256)
+    # a long file with a broken header is someone's data: refuse to start, touch nothing
+    d = tmp_path / "broken"
+    d.mkdir()
+    (d / "db-bin.000001").write_bytes(b"XXXX" + data[4:])
+    with pytest.raises(BinlogError):
+        Binlog(d, "db", 1)
+    assert (d / "db-bin.000001").read_bytes() == b"XXXX" + data[4:]
 
 
 def test_unindexed_newer_file_is_adopted(tmp_path: Path) -> None:
