@@ -22,9 +22,9 @@ TIMEOUT = 20.0
 READY = re.compile(rb"listening on udp (\S+):(\d+) tcp (\S+):(\d+)")
 
 
-@asynccontextmanager
-async def running(*args: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
-    proc = await asyncio.create_subprocess_exec(
+async def spawn(*args: str) -> asyncio.subprocess.Process:
+    """`python -m pylamp.dns ARGS` with stdout and stderr piped."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "pylamp.dns",
@@ -32,6 +32,11 @@ async def running(*args: str) -> AsyncIterator[tuple[asyncio.subprocess.Process,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+@asynccontextmanager
+async def running(*args: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
+    proc = await spawn(*args)
     try:
         assert proc.stdout is not None
         line = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)
@@ -82,17 +87,7 @@ async def test_cli_serves_reloads_on_sighup_and_stops_on_sigterm(tmp_path: Path)
 async def test_cli_refuses_bad_zone_with_file_and_line(tmp_path: Path) -> None:
     zone = tmp_path / "bad.zone"
     zone.write_text("$ORIGIN foo.com.\n$TTL 60\n@ SOA ns h 1 2 3 4 5\nwww AX 1.2.3.4\n")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pylamp.dns",
-        "--zone",
-        str(zone),
-        "--listen",
-        "127.0.0.1:0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await spawn("--zone", str(zone), "--listen", "127.0.0.1:0")
     out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
     assert proc.returncode == 2
     assert f"{zone}:4: unknown record type 'AX'".encode() in err
@@ -100,17 +95,7 @@ async def test_cli_refuses_bad_zone_with_file_and_line(tmp_path: Path) -> None:
 
 
 async def test_cli_bad_arguments() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pylamp.dns",
-        "--zone",
-        "x.zone",
-        "--listen",
-        "nowhere",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await spawn("--zone", "x.zone", "--listen", "nowhere")
     _, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
     assert proc.returncode == 2 and b"expected HOST:PORT" in err
 
