@@ -2,6 +2,9 @@
 
 Standalone: ``python -m pylamp.dns --zone foo.zone [--zone ...] --listen 127.0.0.1:5300``.
 From the cluster topology: ``python -m pylamp.dns --config cluster.toml --name ns1``.
+A secondary standalone: ``--secondary-of HOST:PORT --secondary-zone foo.com --data-dir DIR``;
+a primary names its secondaries with ``--notify HOST:PORT`` (notified and allowed to transfer)
+or ``--allow-transfer HOST``, and ``--watch`` reloads zone files when their serial goes up.
 
 Once both sockets are bound it prints one line to stdout,
 ``listening on udp HOST:PORT tcp HOST:PORT`` (the real port when ``:0`` was asked), which
@@ -18,9 +21,11 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from pylamp.config import ConfigError, ensure_zone_file, load_topology
 from pylamp.config import DnsServer as DnsServerConfig
+from pylamp.dns.roles import server_options
 from pylamp.dns.server import DnsServer, ZoneSource
 from pylamp.dns.zone import ZoneError
 
@@ -52,9 +57,48 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", metavar="FILE", help="cluster topology (TOML)")
     parser.add_argument("--name", metavar="NAME", help="this server's name in the topology")
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    parser.add_argument(
+        "--secondary-of", metavar="HOST:PORT", help="be a secondary of this primary"
+    )
+    parser.add_argument(
+        "--secondary-zone",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="zone to transfer from the primary (repeatable)",
+    )
+    parser.add_argument("--data-dir", metavar="DIR", help="where a secondary saves its zones")
+    parser.add_argument(
+        "--allow-transfer",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="host that may transfer the zones (repeatable)",
+    )
+    parser.add_argument(
+        "--notify",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="secondary to NOTIFY of changes; it may transfer too (repeatable)",
+    )
+    parser.add_argument(
+        "--watch", action="store_true", help="reload zone files when their serial goes up"
+    )
     args = parser.parse_args(argv)
-    if args.config is None and not args.zone:
-        parser.error("give --zone FILE (and --listen), or --config FILE --name NAME")
+    if args.config is None and not args.zone and not args.secondary_of:
+        parser.error(
+            "give --zone FILE (and --listen), --secondary-of HOST:PORT,"
+            " or --config FILE --name NAME"
+        )
+    if args.secondary_of is not None and (not args.secondary_zone or not args.data_dir):
+        parser.error("--secondary-of needs --secondary-zone ORIGIN and --data-dir DIR")
+    try:
+        args.notify = [parse_listen(n) for n in args.notify]
+        if args.secondary_of is not None:
+            args.secondary_of = parse_listen(args.secondary_of)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.config is not None and args.name is None:
         parser.error("--config needs --name")
     if args.listen is not None:
@@ -65,8 +109,8 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _from_config(args: argparse.Namespace) -> tuple[list[ZoneSource], str, int]:
-    """Zone files and address of name server ``args.name`` in the topology ``args.config``.
+def _from_config(args: argparse.Namespace) -> tuple[list[ZoneSource], str, int, dict[str, Any]]:
+    """Zone files, address and role options of name server ``args.name`` in the topology.
 
     A zone without a file gets one generated into the server's data directory (once; then
     it is an ordinary zone file to edit). Raises ConfigError or KeyError with the reason.
@@ -77,21 +121,26 @@ def _from_config(args: argparse.Namespace) -> tuple[list[ZoneSource], str, int]:
         raise ConfigError(args.config, f"{args.name}", "not a name server (not under [dns])")
     today = time.strftime("%Y%m%d", time.gmtime())
     directory = topology.data_dir_of(server.name)
+    options = server_options(topology, server.name, source=args.config)
+    if server.role == "secondary":  # its zones come from the primary
+        return [], server.host, server.port, options
     zones: list[ZoneSource] = [
         ensure_zone_file(topology, zone, directory, today) for zone in topology.zones
     ]
-    return zones, server.host, server.port
+    return zones, server.host, server.port, options
 
 
 async def _run(args: argparse.Namespace) -> int:
+    options: dict[str, Any] = {}
     if args.config is not None:
-        zones, host, port = _from_config(args)
+        zones, host, port, options = _from_config(args)
         zones = [*zones, *args.zone]
     else:
         zones, (host, port) = list(args.zone), args.listen or ("127.0.0.1", 5300)
     if args.listen is not None:
         host, port = args.listen
-    async with DnsServer(zones=zones, host=host, port=port) as server:
+    options = _standalone_options(args, options)
+    async with DnsServer(zones=zones, host=host, port=port, **options) as server:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -103,6 +152,22 @@ async def _run(args: argparse.Namespace) -> int:
         await stop.wait()
         log.info("stopping")
     return 0
+
+
+def _standalone_options(args: argparse.Namespace, options: dict[str, Any]) -> dict[str, Any]:
+    """Add the role flags given on the command line to the options from the topology."""
+    options = dict(options)
+    if args.notify:
+        options["secondaries"] = [*options.get("secondaries", ()), *args.notify]
+    if args.allow_transfer:
+        options["allow_transfer"] = [*options.get("allow_transfer", ()), *args.allow_transfer]
+    if args.watch:
+        options["watch"] = True
+    if args.secondary_of is not None:
+        options["primary"] = args.secondary_of
+        options["secondary_zones"] = args.secondary_zone
+        options["data_dir"] = args.data_dir
+    return options
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,18 +16,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from dnslib import RCODE
 
+from pylamp.config import ConfigError, Topology
+from pylamp.config import DnsServer as DnsServerConfig
 from pylamp.dns.answer import Answerer
-from pylamp.dns.health import HealthConfig, HealthMonitor
+from pylamp.dns.health import HealthConfig, HealthMonitor, HealthTarget
 from pylamp.dns.primary import Primary
 from pylamp.dns.secondary import RefreshResult, SecondaryZone
 from pylamp.dns.transfer import TransferError, notify_reply, parse_notify
 from pylamp.dns.zone import Zone, serial_gt
 from pylamp.dns.zonewatch import ZoneWatcher
 
-__all__ = ["ServerRoles"]
+__all__ = ["ServerRoles", "health_configs", "server_options"]
 
 log = logging.getLogger(__name__)
 
@@ -153,3 +156,65 @@ class ServerRoles:
     def saved_copies(self) -> Mapping[str, Path]:
         """Where each secondary zone is saved."""
         return {origin: zone.path for origin, zone in self.secondary_zones.items()}
+
+
+def server_options(topology: Topology, name: str, *, source: str = "topology") -> dict[str, Any]:
+    """The role options of name server ``name`` of the topology, as DnsServer keywords.
+
+    A primary lets its secondaries transfer, notifies them and watches its zone files; a
+    secondary transfers every zone of the topology from its primary and keeps the copies in
+    ``<data_dir>/<name>``. Both check the load-balanced names' web servers. Raises
+    ``ConfigError`` for a balance entry the health checks cannot use.
+    """
+    server = topology.server(name)
+    if not isinstance(server, DnsServerConfig):
+        raise KeyError(f"{name!r} is not a name server")
+    options: dict[str, Any] = {"health": health_configs(topology, source=source)}
+    if server.role == "secondary":
+        assert server.primary is not None  # the topology loader checks it
+        primary = topology.server(server.primary)
+        options["primary"] = (primary.host, primary.port)
+        options["secondary_zones"] = [zone.origin for zone in topology.zones]
+        options["data_dir"] = topology.data_dir_of(name)
+    else:
+        options["secondaries"] = [(s.host, s.port) for s in topology.secondaries_of(name)]
+        options["watch"] = True
+    return options
+
+
+def health_configs(topology: Topology, *, source: str = "topology") -> list[HealthConfig]:
+    """Health checks for every load-balanced name of the topology that has a check."""
+    webs = {w.name: w for w in topology.web}
+    configs = []
+    for zone in topology.zones:
+        origin = zone.origin.rstrip(".") + "."
+        for balance in zone.balance:
+            check = balance.check
+            if check is None:
+                continue
+            if balance.name == "@":
+                owner = origin
+            elif balance.name.endswith("."):
+                owner = balance.name
+            else:
+                owner = f"{balance.name}.{origin}"
+            targets = tuple(HealthTarget(webs[w].host, webs[w].port) for w in balance.servers)
+            try:
+                configs.append(
+                    HealthConfig(
+                        owner,
+                        targets,
+                        kind=check.kind,
+                        path=check.path,
+                        interval=check.interval,
+                        timeout=check.timeout,
+                        fall=check.fall,
+                        rise=check.rise,
+                        order=balance.order,
+                    )
+                )
+            except ValueError as exc:
+                raise ConfigError(
+                    "topology", f"zones.{zone.origin}.balance.{balance.name}", str(exc)
+                ) from exc
+    return configs
