@@ -74,7 +74,7 @@ class SessionLike(Protocol):
 class EngineLike(Protocol):
     """The SQL engine of one server, as the server needs it."""
 
-    def user_password_hash(self, user: str, host: str) -> str | None: ...
+    def password_hash(self, user: str, host: str) -> str | None: ...
     def open_session(self, user: str, host: str) -> SessionLike: ...
     def close(self) -> None: ...
 
@@ -84,6 +84,8 @@ class SqlServer:
 
     ``engine`` defaults to the real engine over ``data_dir``; the other arguments configure it
     (``log_bin`` names the binary log, ``root_password`` the root user's password).
+    A client has ``connect_timeout`` seconds to complete the login (MySQL's connect_timeout);
+    a packet longer than ``max_allowed_packet`` closes its connection.
     """
 
     def __init__(
@@ -98,6 +100,8 @@ class SqlServer:
         max_binlog_size: int = 1 << 30,
         sync_binlog: int = 1,
         engine: EngineLike | None = None,
+        connect_timeout: float = 10.0,
+        max_allowed_packet: int = 64 * 1024 * 1024,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
@@ -109,6 +113,9 @@ class SqlServer:
         self.sync_binlog = sync_binlog
         self._engine = engine
         self._owns_engine = engine is None
+        self.connect_timeout = connect_timeout
+        self.max_allowed_packet = max_allowed_packet
+        self._binlog: Any = None
         self._listener: socket.socket | None = None
         self._accept_task: asyncio.Task[None] | None = None
         self._clients: dict[int, _Client] = {}
@@ -152,16 +159,44 @@ class SqlServer:
         self._accept_task = asyncio.create_task(self._accept_loop(listener))
 
     def _open_engine(self) -> EngineLike:
-        from pylamp.db.engine import Engine
+        """The real engine over ``data_dir``, with its binlog when ``log_bin`` is set.
 
-        engine: EngineLike = Engine(
+        Opening the binlog cuts off a torn tail; the engine then re-applies the complete
+        transactions its databases do not have yet (crash recovery), before any client is let in.
+        """
+        from pylamp.db.binlog import Binlog
+        from pylamp.db.binlog_admin import execute_binlog_admin
+        from pylamp.db.engine import Engine
+        from pylamp.db.sql import AdminCommand
+
+        binlog: Binlog | None = None
+        if self.log_bin:
+            binlog = Binlog(
+                self.data_dir,
+                self.log_bin,
+                self.server_id,
+                max_size=self.max_binlog_size,
+                sync=self.sync_binlog,
+            )
+
+        def admin(command: AdminCommand) -> Any:
+            return execute_binlog_admin(command, binlog)
+
+        engine = Engine(
             self.data_dir,
-            server_id=self.server_id,
-            log_bin=self.log_bin,
             root_password=self.root_password,
-            max_binlog_size=self.max_binlog_size,
-            sync_binlog=self.sync_binlog,
+            binlog=binlog,
+            admin=admin,
+            server_id=self.server_id,
+            variables={
+                "port": self._port,
+                "sync_binlog": self.sync_binlog,
+                "max_binlog_size": self.max_binlog_size,
+            },
         )
+        if binlog is not None:
+            engine.recover(binlog.transactions_after)  # type: ignore[arg-type]
+        self._binlog = binlog
         return engine
 
     async def stop(self) -> None:
@@ -182,6 +217,9 @@ class SqlServer:
         if self._engine is not None and self._owns_engine:
             await asyncio.to_thread(self._engine.close)
             self._engine = None
+        if self._binlog is not None:
+            await asyncio.to_thread(self._binlog.close)  # ends the file with a STOP event
+            self._binlog = None
 
     async def __aenter__(self) -> SqlServer:
         await self.start()
@@ -226,7 +264,11 @@ class _Client:
         self.sock = sock
         self.host = host
         self.user = ""
-        self.conn = ServerConnection(connection_id, auth.make_scramble(os.urandom(20)))
+        self.conn = ServerConnection(
+            connection_id,
+            auth.make_scramble(os.urandom(20)),
+            max_packet=server.max_allowed_packet,
+        )
         self.session: SessionLike | None = None
         self.thread = threading.Thread(
             target=self._main, name=f"pylamp-db-conn-{connection_id}", daemon=True
@@ -257,8 +299,11 @@ class _Client:
     def _run(self) -> None:
         conn = self.conn
         sock = self.sock
+        sock.settimeout(self.server.connect_timeout)
         sock.sendall(conn.data_to_send())
         while conn.state is not State.CLOSED:
+            if self.session is not None and sock.gettimeout() is not None:
+                sock.settimeout(None)  # logged in: no more deadline
             conn.receive_data(sock.recv(65536))
             try:
                 while True:
@@ -278,7 +323,14 @@ class _Client:
             if isinstance(event, Query):
                 session = self.session
                 assert session is not None
-                conn.send(*self._responses(session.execute(event.sql)))
+                try:
+                    results = session.execute(event.sql)
+                except Exception as exc:
+                    # A multi-statement query answers the statements before the failing one.
+                    done = getattr(exc, "results", None) or []
+                    conn.send(*self._responses(done), _error(exc))
+                else:
+                    conn.send(*self._responses(results))
             elif isinstance(event, Login):
                 conn.send(self._login(event))
             elif isinstance(event, InitDb):
@@ -308,7 +360,7 @@ class _Client:
     def _login(self, login: Login) -> Response:
         engine = self.server.engine
         self.user = login.user
-        stored = engine.user_password_hash(login.user, self.host)
+        stored = engine.password_hash(login.user, self.host)
         if stored is None or not auth.verify(stored, login.scramble, login.auth_response):
             using = "YES" if login.auth_response else "NO"
             who = f"'{login.user}'@'{_host_name(self.host)}'"
@@ -331,9 +383,7 @@ class _Client:
         status = self._status()
         responses: list[Response] = []
         for result in results:
-            if isinstance(result, BaseException):
-                responses.append(_error(result))
-            elif hasattr(result, "columns"):
+            if hasattr(result, "columns"):
                 responses.append(ResultSet(result.columns, result.rows, status, result.warnings))
             else:
                 responses.append(
