@@ -195,7 +195,7 @@ class SqlServer:
             },
         )
         if binlog is not None:
-            engine.recover(binlog.transactions_after)  # type: ignore[arg-type]
+            engine.recover(binlog.transactions_after)
         self._binlog = binlog
         return engine
 
