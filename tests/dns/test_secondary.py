@@ -142,6 +142,21 @@ async def test_axfr_by_dnspython_from_a_listed_secondary() -> None:
     )
 
 
+def _dnspython_ixfr(port: int) -> dns.zone.Zone:
+    zone = dns.zone.Zone("foo.com.")
+    query, serial = dns.xfr.make_query(zone, serial=1)
+    assert serial == 1
+    dns.query.inbound_xfr(PRIMARY, zone, query, port=port, source=SECONDARY, timeout=5)
+    return zone
+
+
+async def test_ixfr_over_tcp_gets_the_whole_zone_axfr_style() -> None:
+    async with DnsServer(zones=[FOO_ZONE], host=PRIMARY, allow_transfer=[SECONDARY]) as ns1:
+        zone = await asyncio.to_thread(_dnspython_ixfr, ns1.port)
+    assert zone.find_rdataset("@", "SOA")[0].serial == 2006032801
+    assert len(zone.find_rdataset("www", "A")) == 3
+
+
 async def test_axfr_refused_to_unlisted_hosts() -> None:
     async with DnsServer(zones=[FOO_ZONE], host=PRIMARY, allow_transfer=[SECONDARY]) as ns1:
         with pytest.raises(dns.xfr.TransferError) as failure:
