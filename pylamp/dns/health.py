@@ -15,7 +15,8 @@ Two layers, as everywhere in pylamp:
     as a hardware balancer that would rather send traffic somewhere than nowhere;
   - with ``order="least-loaded"`` the live addresses come in ascending order of the load each
     web server last reported (addresses with no figure last, zone order breaking ties), and the
-    answerer gives exactly that order instead of rotating.
+    answerer gives exactly that order instead of rotating; while no live server reports a
+    figure, the addresses rotate as with ``"cyclic"``.
 
 * :class:`HealthMonitor` is the asyncio shell: it runs the checks (HTTP GET of a path with aiohttp,
   or a bare TCP connect), each with a timeout, in background tasks off the query path, and pushes
@@ -208,7 +209,7 @@ class HealthState:
         up = [a for a in self.addresses if self._state[a].up]
         if not up:
             return Live(None)
-        if self.order == "least-loaded":
+        if self.order == "least-loaded" and any(self._state[a].load is not None for a in up):
             rank = {a: i for i, a in enumerate(self.addresses)}
 
             def key(a: str) -> tuple[bool, float, int]:

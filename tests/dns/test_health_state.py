@@ -90,6 +90,12 @@ def test_least_loaded_unknown_load_sorts_last_ties_keep_zone_order() -> None:
     assert state.live() == Live((B, C, A), ordered=True)
 
 
+def test_least_loaded_without_any_figure_rotates() -> None:
+    state = HealthState([A, B, C], fall=1, rise=1, order="least-loaded")
+    _round(state, {A: True, B: True, C: False})
+    assert state.live() == Live((A, B), ordered=False)
+
+
 def test_unknown_address_is_an_error() -> None:
     state = HealthState([A], fall=1, rise=1)
     with pytest.raises(KeyError):
