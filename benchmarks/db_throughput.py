@@ -285,10 +285,10 @@ def report(results: dict[str, dict[str, float]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short run (0.5 s per figure)")
-    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each figure")
+    parser.add_argument("--seconds", type=float, help="duration of each figure (default 5)")
     parser.add_argument("--only", choices=["pylamp", "mariadb"], help="run one side only")
     args = parser.parse_args(argv)
-    seconds = 0.5 if args.quick else args.seconds
+    seconds = args.seconds or (0.5 if args.quick else 5.0)
     print(
         f"db_throughput: {seconds:g} s per figure, one PyMySQL connection, 127.0.0.1, "
         f"{os.cpu_count()} CPUs"
