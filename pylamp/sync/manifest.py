@@ -431,7 +431,7 @@ def compare(
                 plan.dir_meta.append(e)
                 done.add(p)
     # Deepest first, so a directory's mtime is set after everything inside it.
-    plan.dir_meta.sort(key=lambda e: (-e.path.count("/"), e.path))
+    plan.dir_meta.sort(key=lambda e: (e.path == ".", -e.path.count("/"), e.path))
     return plan
 
 
