@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import dns.asyncquery
@@ -14,6 +13,7 @@ import dns.message
 import dns.rdatatype
 import pytest
 from aiohttp import web
+from dns_polling import until
 
 from pylamp.dns.health import HealthConfig, HealthTarget
 from pylamp.dns.server import DnsServer
@@ -104,18 +104,6 @@ async def _ready(server: DnsServer) -> None:
     await asyncio.wait_for(server.roles.health.wait_ready(), 15)
 
 
-async def _until(check: Callable[[], object], what: str) -> None:
-    end = time.monotonic() + 15
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
 async def test_down_addresses_leave_the_answers(webs: list[WebServer]) -> None:
     webs[1].status = 500
     async with DnsServer(zones=[ZONE], health=[_config(webs)]) as server:
@@ -150,7 +138,7 @@ async def test_zone_as_written_until_the_first_round_completes(webs: list[WebSer
     webs[0].status = 500
     webs[2].stall = True  # its first check hangs until released
     async with DnsServer(zones=[ZONE], health=[_config(webs, timeout=60.0)]) as server:
-        await _until(lambda: webs[2].hits > 0 and webs[0].hits > 0, "the first checks")
+        await until(lambda: webs[2].hits > 0 and webs[0].hits > 0, "the first checks")
         assert await _served(server) == set(WEB)
         webs[2].release.set()
         await _ready(server)
@@ -214,6 +202,6 @@ async def test_the_loop_checks_every_interval(webs: list[WebServer]) -> None:
         async def gone() -> bool:
             return await _served(server) == {WEB[1], WEB[2]}
 
-        await _until(gone, "the loop to take web1 out")
+        await until(gone, "the loop to take web1 out")
         assert server.roles.health is not None
         assert server.roles.health.rounds("www.foo.com.") > 1

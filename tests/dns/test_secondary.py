@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,33 +19,13 @@ import dns.rdatatype
 import dns.xfr
 import dns.zone
 import pytest
+from dns_polling import until
+from dns_testzones import FOO_ZONE
 from dnslib import DNSRecord
 
 from pylamp.dns.server import DnsServer
 from pylamp.dns.transfer import axfr_response, notify_query
 from pylamp.dns.zone import load_zone
-
-FOO_ZONE = """\
-$ORIGIN foo.com.
-$TTL 1h
-@       IN      SOA     ns1.foo.com. hostmaster.foo.com. (
-                        2006032801 ; serial
-                        10800 ; refresh
-                        3600 ; retry
-                        86400 ; expire
-                        300 ) ; negative TTL
-@       IN      NS      ns1
-@       IN      NS      ns2
-@       IN      MX      10 mail
-ns1     IN      A       127.0.1.1
-ns2     IN      A       127.0.1.2
-mail    IN      A       127.0.4.1
-www     IN      A       127.0.2.1
-www     IN      A       127.0.2.2
-www     IN      A       127.0.2.3
-alias   IN      CNAME   www
-txt     IN      TXT     "v=spf1 -all"
-"""
 
 PRIMARY = "127.0.0.1"
 SECONDARY = "127.0.0.2"
@@ -75,18 +55,13 @@ def _addresses(reply: dns.message.Message) -> set[str]:
     return {rd.address for rrset in reply.answer if rrset.rdtype == dns.rdatatype.A for rd in rrset}
 
 
-async def _until(check: Callable[[], object], what: str, deadline: float = 15.0) -> None:
-    """Poll ``check`` (sync or async) until it is truthy; fail with ``what`` after the deadline."""
-    end = time.monotonic() + deadline
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > end:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
+def _secondary(primary_port: int, data_dir: Path) -> DnsServer:
+    return DnsServer(
+        host=SECONDARY,
+        primary=(PRIMARY, primary_port),
+        secondary_zones=["foo.com."],
+        data_dir=data_dir,
+    )
 
 
 @dataclass
@@ -107,16 +82,11 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
         DnsServer(
             zones=[zone_file], host=PRIMARY, allow_transfer=[SECONDARY], watch=True
         ) as primary,
-        DnsServer(
-            host=SECONDARY,
-            primary=(PRIMARY, primary.port),
-            secondary_zones=["foo.com"],
-            data_dir=data_dir,
-        ) as secondary,
+        _secondary(primary.port, data_dir) as secondary,
     ):
         assert primary.roles.primary is not None
         primary.roles.primary.add_secondary(SECONDARY, secondary.port)
-        await _until(lambda: secondary.answerer.zone("foo.com.") is not None, "first transfer")
+        await until(lambda: secondary.answerer.zone("foo.com.") is not None, "first transfer")
         yield Pair(primary, secondary, zone_file, data_dir)
 
 
@@ -219,7 +189,7 @@ async def test_notify_after_zone_file_edit_reaches_the_secondary(pair: Pair) -> 
         reply = await _query(pair.secondary, "new.foo.com.")
         return _addresses(reply) == {"127.0.9.9"}
 
-    await _until(has_new, "ns2 to serve the new record")
+    await until(has_new, "ns2 to serve the new record")
     assert pair.secondary.answerer.zone("foo.com.").serial == 2006032802  # type: ignore[union-attr]
     saved = load_zone((pair.data_dir / "foo.com.zone").read_text())
     assert saved.serial == 2006032802
@@ -245,20 +215,10 @@ async def test_saved_copy_is_served_after_restart_while_primary_is_down(tmp_path
     data_dir = tmp_path / "ns2"
     async with DnsServer(zones=[FOO_ZONE], host=PRIMARY, allow_transfer=[SECONDARY]) as ns1:
         primary_port = ns1.port
-        async with DnsServer(
-            host=SECONDARY,
-            primary=(PRIMARY, primary_port),
-            secondary_zones=["foo.com."],
-            data_dir=data_dir,
-        ) as ns2:
+        async with _secondary(primary_port, data_dir) as ns2:
             assert (await ns2.refresh())["foo.com."].outcome in ("transferred", "current")
     # ns1 is gone; ns2 comes back from its saved copy.
-    async with DnsServer(
-        host=SECONDARY,
-        primary=(PRIMARY, primary_port),
-        secondary_zones=["foo.com."],
-        data_dir=data_dir,
-    ) as ns2:
+    async with _secondary(primary_port, data_dir) as ns2:
         reply = await _query(ns2, "www.foo.com.")
         assert reply.rcode() == dns.rcode.NOERROR
         assert _addresses(reply) == {"127.0.2.1", "127.0.2.2", "127.0.2.3"}
@@ -273,13 +233,8 @@ async def test_servfail_after_expire_then_served_again(tmp_path: Path) -> None:
     ns1 = DnsServer(zones=[TINY_TIMERS_ZONE], host=PRIMARY, allow_transfer=[SECONDARY])
     await ns1.start()
     port = ns1.port
-    async with DnsServer(
-        host=SECONDARY,
-        primary=(PRIMARY, port),
-        secondary_zones=["foo.com."],
-        data_dir=tmp_path,
-    ) as ns2:
-        await _until(lambda: ns2.answerer.zone("foo.com.") is not None, "first transfer")
+    async with _secondary(port, tmp_path) as ns2:
+        await until(lambda: ns2.answerer.zone("foo.com.") is not None, "first transfer")
         assert (await _query(ns2, "www.foo.com.")).rcode() == dns.rcode.NOERROR
         await ns1.close()
         stopped = time.monotonic()
@@ -287,7 +242,7 @@ async def test_servfail_after_expire_then_served_again(tmp_path: Path) -> None:
         async def servfail() -> bool:
             return (await _query(ns2, "www.foo.com.")).rcode() == dns.rcode.SERVFAIL
 
-        await _until(servfail, "SERVFAIL after expire")
+        await until(servfail, "SERVFAIL after expire")
         state = ns2.roles.secondary_zones["foo.com."].state
         assert state.last_contact is not None
         assert state.last_contact <= stopped
@@ -301,7 +256,7 @@ async def test_servfail_after_expire_then_served_again(tmp_path: Path) -> None:
             async def served() -> bool:
                 return (await _query(ns2, "www.foo.com.")).rcode() == dns.rcode.NOERROR
 
-            await _until(served, "the zone to be served again")
+            await until(served, "the zone to be served again")
 
 
 async def test_secondary_refuses_a_bad_transfer_and_keeps_its_zone(pair: Pair) -> None:
@@ -332,12 +287,7 @@ async def test_secondary_refuses_a_bad_transfer_and_keeps_its_zone(pair: Pair) -
 async def test_secondary_told_refused_when_not_listed(tmp_path: Path) -> None:
     async with (
         DnsServer(zones=[FOO_ZONE], host=PRIMARY, allow_transfer=[STRANGER]) as ns1,
-        DnsServer(
-            host=SECONDARY,
-            primary=(PRIMARY, ns1.port),
-            secondary_zones=["foo.com."],
-            data_dir=tmp_path,
-        ) as ns2,
+        _secondary(ns1.port, tmp_path) as ns2,
     ):
         result = (await ns2.refresh())["foo.com."]
         assert result.outcome == "failed"
