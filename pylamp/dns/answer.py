@@ -14,7 +14,7 @@ into the reply packet the way BIND and NSD answer as authoritative servers:
   question, records in the answer or authority section, several or misplaced OPT),
   silence (None) for packets that do not parse or are responses.
 - EDNS0: the OPT record is answered with our buffer size (1232) and the client's DO bit;
-  a version above 0 gets BADVERS.
+  a version above 0 gets BADVERS. EDNS options (COOKIE, padding...) are ignored.
 - Over UDP the reply is cut to whole RRsets that fit the client's limit (512 without
   EDNS0, else its advertised size, at most the server's own ``udp_limit``); TC is set when
   an answer or authority RRset had to go. Over TCP (``udp_limit=None``) nothing is cut.
@@ -24,10 +24,11 @@ into the reply packet the way BIND and NSD answer as authoritative servers:
   SRV answers carry the in-zone addresses of their targets as additional data.
 
 Speed: the slow path parses with dnslib and builds the reply with dnslib. Every reply it
-builds for a plain query (one question, no EDNS options) is also stored, per query shape
-and rotation position, as wire bytes. The fast path finds a query's shape with a few bytes
-operations, and returns the stored reply with the client's id and question spliced in;
-both paths give byte-identical replies (tested). Any change of zones, expiry or health
+builds for a plain query (one question, and an OPT record without options or none) is
+stored, per query shape and rotation position, as wire bytes. The fast path finds a
+query's shape with a few bytes operations (dropping EDNS options first if there are any),
+and returns the stored reply with the client's id and question spliced in; both paths
+give byte-identical replies (tested). Any change of zones, expiry or health
 filters drops the stored replies.
 
 NOTIFY and zone transfers are not answered here: :func:`query_kind` tells the server
@@ -105,6 +106,25 @@ def query_kind(query: bytes) -> QueryKind:
         return "query"
     qtype = int.from_bytes(query[end : end + 2], "big")
     return "transfer" if qtype in (_QTYPE_AXFR, _QTYPE_IXFR) else "query"
+
+
+def _without_edns_options(query: bytes) -> bytes | None:
+    """``query`` with the options of its OPT record removed, if it is one question plus a
+    well-formed OPT carrying options (each option's length checked); else None."""
+    if query[4:12] != b"\x00\x01\x00\x00\x00\x00\x00\x01":
+        return None
+    opt = query.find(0, 12) + 5
+    n = len(query)
+    if opt < 17 or n <= opt + 11 or query[opt : opt + 3] != b"\x00\x00\x29":
+        return None
+    if opt + 11 + int.from_bytes(query[opt + 9 : opt + 11], "big") != n:
+        return None
+    i = opt + 11
+    while i + 4 <= n:
+        i += 4 + int.from_bytes(query[i + 2 : i + 4], "big")
+    if i != n:
+        return None
+    return query[: opt + 9] + b"\x00\x00"
 
 
 def _name_end(data: bytes, offset: int) -> int | None:
@@ -279,7 +299,10 @@ class Answerer:
         key = tail.lower()
         entry = cache.get(key)
         if entry is None:
-            return None
+            # EDNS options (a resolver's COOKIE, padding) do not change our reply: answer
+            # as for the same query without them.
+            plain = _without_edns_options(query)
+            return None if plain is None else self.answer_cached(plain, udp_limit)
         index, variants = entry
         if index < 0:
             body = variants[0]
