@@ -318,3 +318,23 @@ async def test_garbled_notify_does_not_stop_the_secondary(pair: Pair) -> None:
         "127.0.2.2",
         "127.0.2.3",
     }
+
+
+async def test_reload_with_a_higher_serial_notifies(tmp_path: Path) -> None:
+    """SIGHUP's reload() path (no watcher): a higher serial is pushed by NOTIFY too."""
+    zone_file = tmp_path / "foo.com.zone"
+    zone_file.write_text(FOO_ZONE)
+    async with (
+        DnsServer(zones=[zone_file], host=PRIMARY, allow_transfer=[SECONDARY]) as ns1,
+        _secondary(ns1.port, tmp_path / "ns2") as ns2,
+    ):
+        assert ns1.roles.primary is not None and ns1.roles.watcher is None
+        ns1.roles.primary.add_secondary(SECONDARY, ns2.port)
+        await until(lambda: ns2.answerer.zone("foo.com.") is not None, "first transfer")
+        zone_file.write_text(_with_serial(FOO_ZONE, 2006032900, "late IN A 127.0.9.8\n"))
+        assert ns1.reload() == []
+
+        async def has_late() -> bool:
+            return _addresses(await _query(ns2, "late.foo.com.")) == {"127.0.9.8"}
+
+        await until(has_late, "ns2 to get the reloaded zone")
