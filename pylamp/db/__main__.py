@@ -87,9 +87,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[dict[str, Any], str, 
             parser.error(str(exc))
         if not isinstance(server, DbServer):
             parser.error(f"{args.name!r} is not a database server in {args.config}")
-        base = args.config.parent / topology.cluster.data_dir
         settings.update(
-            data_dir=topology.data_dir_of(args.name, base),
+            data_dir=topology.data_dir_of(args.name),
             host=server.host,
             port=server.port,
             server_id=server.server_id,
