@@ -265,3 +265,15 @@ def test_random_packets_never_stop_the_server(
     assert len(reply.answer[0]) == 3
     reply = dns.query.tcp(query, "127.0.0.1", port=threaded_server, timeout=TIMEOUT)
     assert len(reply.answer[0]) == 3
+
+
+async def test_tcp_idle_connection_closed() -> None:
+    async with DnsServer(zones=[FOO_ZONE], tcp_idle_timeout=0.2) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""  # closed by the server
+        writer.close()
+        # A connection that sends half a message is closed the same way.
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"\x00\x20\x01")
+        assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
+        writer.close()
