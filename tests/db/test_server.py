@@ -295,3 +295,54 @@ async def _until(predicate: object, timeout: float = 10.0) -> None:
     while not predicate():  # type: ignore[operator]
         assert loop.time() < deadline, "condition not reached in time"
         await asyncio.sleep(0.01)
+
+
+async def test_multi_statements_return_every_result_then_the_error(shop: SqlServer) -> None:
+    def work() -> None:
+        flags = pymysql.constants.CLIENT.MULTI_STATEMENTS
+        with connect(shop, "shop", client_flag=flags) as c, c.cursor() as cur:
+            cur.execute("INSERT INTO t (v) VALUES ('x'); SELECT v FROM t; SELECT 2")
+            assert cur.rowcount == 1
+            assert cur.nextset() and cur.fetchall() == (("x",),)
+            assert cur.nextset() and cur.fetchall() == ((2,),)
+            assert not cur.nextset()
+            cur.execute("SELECT 1; SELECT * FROM nosuch; SELECT 3")
+            assert cur.fetchall() == ((1,),)
+            with pytest.raises(pymysql.err.ProgrammingError) as info:
+                cur.nextset()
+            assert info.value.args[0] == 1146
+            cur.execute("SELECT 4")  # the connection is in step again
+            assert cur.fetchall() == ((4,),)
+
+    await in_thread(work)
+
+
+async def test_field_list_and_reset_connection(shop: SqlServer) -> None:
+    def work() -> None:
+        client = RawClient(shop.port)
+        client.login(PASSWORD)
+        client.send(b"\x02shop", 0)  # COM_INIT_DB
+        assert client.read()[1][0] == 0x00
+        client.send(b"\x04t\x00", 0)  # COM_FIELD_LIST
+        names = []
+        while (payload := client.read()[1])[0] != 0xFE:
+            pos = 0
+            for _ in range(5):
+                n = payload[pos]
+                field, pos = payload[pos + 1 : pos + 1 + n], pos + 1 + n
+            names.append(field)
+        assert names == [b"id", b"v"]
+        client.send(b"\x04nosuch\x00", 0)
+        assert errno_of(client.read()[1]) == 1146
+        client.send(b"\x03BEGIN", 0)
+        assert parse_status(client.read()[1]) & 1  # SERVER_STATUS_IN_TRANS
+        client.send(b"\x1f", 0)  # COM_RESET_CONNECTION rolls back
+        assert parse_status(client.read()[1]) & 1 == 0
+        client.close()
+
+    await in_thread(work)
+
+
+def parse_status(ok: bytes) -> int:
+    assert ok[0] == 0x00 and ok[1] < 251 and ok[2] < 251
+    return int(struct.unpack_from("<H", ok, 3)[0])
