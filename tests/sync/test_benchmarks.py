@@ -31,3 +31,11 @@ def test_sync_throughput_quick() -> None:
     ):
         assert label in out, out
     assert "rsync version" in out
+
+
+def test_sync_latency_smallest() -> None:
+    out = _run(
+        "benchmarks/sync_latency.py", "--quick", "--no-lsyncd", "--edits", "2", "--burst", "5"
+    )
+    assert "pylamp watch, debounce 0.2 s" in out, out
+    assert "pylamp watch, debounce 0 " in out, out
