@@ -487,7 +487,9 @@ class SyncReceiver:
 
     ``key`` is the shared secret senders must prove they know; ``tls`` an optional server
     :class:`ssl.SSLContext` (see :func:`server_tls_context`). Pushes to one receiver are
-    applied one at a time."""
+    applied one at a time. A connection that sends nothing for ``idle_timeout`` seconds while
+    authenticating or in the middle of a push is dropped (its push publishes nothing), so a
+    hung sender cannot hold the receiver; between pushes a connection may idle for ever."""
 
     def __init__(
         self,
@@ -498,6 +500,7 @@ class SyncReceiver:
         key: bytes,
         tls: ssl.SSLContext | None = None,
         on_push: Callable[[dict[str, int], list[str]], None] | None = None,
+        idle_timeout: float = 60.0,
     ) -> None:
         if len(key) < 16:
             raise ValueError("the shared key must be at least 16 bytes")
@@ -510,6 +513,7 @@ class SyncReceiver:
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._on_push = on_push
+        self.idle_timeout = idle_timeout
         self.pushes = 0
         self.failed_pushes = 0
 
@@ -566,7 +570,12 @@ class SyncReceiver:
         try:
             writer.write(conn.send(conn.hello()))
             while True:
-                data = await reader.read(_READ_SIZE)
+                timeout = None if conn.state is State.IDLE else self.idle_timeout
+                try:
+                    async with asyncio.timeout(timeout):
+                        data = await reader.read(_READ_SIZE)
+                except TimeoutError:
+                    raise ProtocolError(f"no data for {timeout} s, giving up") from None
                 conn.receive_data(data)
                 while True:
                     event = conn.next_event()

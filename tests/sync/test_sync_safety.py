@@ -369,3 +369,23 @@ async def test_stale_temp_files_are_cleaned_by_the_next_push(tmp_path: Path) -> 
 
 def test_protocol_error_type_is_public() -> None:
     assert issubclass(ProtocolError, Exception)
+
+
+async def test_a_hung_sender_does_not_hold_the_receiver(tmp_path: Path) -> None:
+    dst, src = tmp_path / "dst", tmp_path / "src"
+    write(src, "page.html", "new")
+    async with SyncReceiver(dst, key=KEY, idle_timeout=0.3) as rx:
+        rc = RawClient()
+        await rc.connect(rx.address)
+        await begin(rc)
+        rc.send(file_event("half.html", b"never published"))
+        # The sender goes quiet mid-push; a second push waits for the receiver's lock...
+        second = asyncio.create_task(push(src, [rx.address], key=KEY))
+        # ...until the receiver drops the hung one.
+        err = await rc.next()
+        assert isinstance(err, ev.Error) and "no data" in err.message
+        [st] = await second
+        await rc.close()
+        assert st.ok and rx.failed_pushes == 1
+    assert not (dst / "half.html").exists()
+    assert (dst / "page.html").read_text() == "new"
