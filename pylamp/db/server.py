@@ -25,9 +25,10 @@ import os
 import socket
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from pylamp.db.mysql import auth
 from pylamp.db.mysql.connection import LocalProtocolError, ServerConnection, State
@@ -49,10 +50,9 @@ from pylamp.db.mysql.events import (
 from pylamp.db.mysql.packets import ProtocolError
 from pylamp.db.mysql.results import SERVER_STATUS_AUTOCOMMIT, SERVER_STATUS_IN_TRANS
 
-__all__ = ["EngineLike", "SessionLike", "SqlServer"]
+__all__ = ["EngineLike", "Process", "SessionLike", "SqlServer"]
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 
 class SessionLike(Protocol):
@@ -77,6 +77,16 @@ class EngineLike(Protocol):
     def password_hash(self, user: str, host: str) -> str | None: ...
     def open_session(self, user: str, host: str) -> SessionLike: ...
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Process:
+    """One client connection: id, user, peer address and the SQL it is running (or None)."""
+
+    connection_id: int
+    user: str
+    host: str
+    running: str | None
 
 
 class SqlServer:
@@ -147,6 +157,12 @@ class SqlServer:
         """Number of client connections currently open."""
         with self._lock:
             return len(self._clients)
+
+    def processlist(self) -> list[Process]:
+        """The open connections and the statement each is running (like SHOW PROCESSLIST)."""
+        with self._lock:
+            clients = list(self._clients.values())
+        return [Process(c.connection_id, c.user, c.host, c.running) for c in clients]
 
     async def start(self) -> None:
         """Open the engine and start listening; return once connections are accepted."""
@@ -264,6 +280,7 @@ class _Client:
         self.sock = sock
         self.host = host
         self.user = ""
+        self.running: str | None = None
         self.conn = ServerConnection(
             connection_id,
             auth.make_scramble(os.urandom(20)),
@@ -323,6 +340,7 @@ class _Client:
             if isinstance(event, Query):
                 session = self.session
                 assert session is not None
+                self.running = event.sql
                 try:
                     results = session.execute(event.sql)
                 except Exception as exc:
@@ -331,6 +349,8 @@ class _Client:
                     conn.send(*self._responses(done), _error(exc))
                 else:
                     conn.send(*self._responses(results))
+                finally:
+                    self.running = None
             elif isinstance(event, Login):
                 conn.send(self._login(event))
             elif isinstance(event, InitDb):

@@ -346,3 +346,32 @@ async def test_field_list_and_reset_connection(shop: SqlServer) -> None:
 def parse_status(ok: bytes) -> int:
     assert ok[0] == 0x00 and ok[1] < 251 and ok[2] < 251
     return int(struct.unpack_from("<H", ok, 3)[0])
+
+
+async def test_a_long_read_does_not_block_writes(shop: SqlServer) -> None:
+    def fill() -> None:
+        with connect(shop, "shop") as c, c.cursor() as cur:
+            cur.execute("CREATE TABLE n (x INT)")
+            cur.execute("BEGIN")
+            cur.executemany("INSERT INTO n (x) VALUES (%s)", [(i,) for i in range(250)])
+            cur.execute("COMMIT")
+
+    await in_thread(fill)
+    long_read = "SELECT COUNT(*) FROM n a, n b, n c WHERE a.x + b.x + c.x >= 0"
+
+    def read() -> object:
+        with connect(shop, "shop") as c, c.cursor() as cur:
+            cur.execute(long_read)
+            return cur.fetchone()
+
+    def write() -> object:
+        with connect(shop, "shop") as c, c.cursor() as cur:
+            cur.execute("INSERT INTO t (v) VALUES ('during the read')")
+            cur.execute("SELECT COUNT(*) FROM t")
+            return cur.fetchone()
+
+    reader = asyncio.ensure_future(in_thread(read))
+    await _until(lambda: any(p.running == long_read for p in shop.processlist()))
+    assert await in_thread(write) == (1,)
+    assert not reader.done()  # the write committed while the read was still running
+    assert await reader == (250**3,)
