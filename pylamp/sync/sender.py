@@ -29,6 +29,7 @@ import ssl
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import xxhash
@@ -54,6 +55,7 @@ from .stats import SyncStats
 __all__ = [
     "Address",
     "ProgressCallback",
+    "PushOptions",
     "SyncError",
     "SyncSession",
     "client_tls_context",
@@ -69,6 +71,18 @@ _READ_SIZE = 1 << 18
 _CHUNK = 1 << 18  # literal bytes per FileData message, and the File/FileBegin threshold
 _READ_CHUNK = 1 << 20
 _THREAD_MIN = 1 << 20  # deltas of files at least this big run in a worker thread
+
+
+@dataclass(frozen=True, slots=True)
+class PushOptions:
+    """What a push does: rsync's ``--checksum``, ``--exclude``, ``--delete``,
+    ``--delay-updates`` and ``--whole-file``."""
+
+    checksum: bool = False
+    excludes: Excluder = field(default_factory=Excluder)
+    delete: bool = True
+    delay_updates: bool = True
+    whole_file: bool = False
 
 
 class SyncError(Exception):
@@ -274,30 +288,18 @@ class SyncSession:
         else:
             scope = [p.strip("/") or "." for p in paths]
             tree = await asyncio.to_thread(scan_paths, src_s, scope, excl, checksum=checksum)
+        opts = PushOptions(checksum, excl, delete, delay_updates, whole_file)
         return await self.push_tree(
-            src_s,
-            tree,
-            scope=scope,
-            checksum=checksum,
-            excludes=excl,
-            delete=delete,
-            delay_updates=delay_updates,
-            whole_file=whole_file,
-            refresh=refresh,
-            progress=progress,
+            src_s, tree, opts, scope=scope, refresh=refresh, progress=progress
         )
 
     async def push_tree(
         self,
         src: str,
         tree: Manifest,
+        opts: PushOptions,
         *,
         scope: Sequence[str] | None = None,
-        checksum: bool = False,
-        excludes: Excluder | None = None,
-        delete: bool = True,
-        delay_updates: bool = True,
-        whole_file: bool = False,
         refresh: bool = False,
         progress: ProgressCallback | None = None,
         stats: SyncStats | None = None,
@@ -310,16 +312,16 @@ class SyncSession:
         sent0, recv0 = self.bytes_sent, self.bytes_received
         self._inbox = inbox = _Inbox()
         reader = asyncio.create_task(self._read_loop())
+        checksum = opts.checksum
         want = refresh or self.manifest is None or (scope is None and checksum)
-        excl = excludes if excludes is not None else Excluder()
         try:
-            self._send(ev.Begin(want, checksum, delay_updates, excl.patterns))
+            self._send(ev.Begin(want, checksum, opts.delay_updates, opts.excludes.patterns))
             m: ev.Manifest = await inbox.get(ev.Manifest)
             if m.complete or self.manifest is None:
                 self.manifest = {row[0]: Entry(*row) for row in m.rows}
                 scope = None if m.complete else scope
-            plan = compare(tree, self.manifest, checksum=checksum, delete=delete, scope=scope)
-            if whole_file:
+            plan = compare(tree, self.manifest, checksum=checksum, delete=opts.delete, scope=scope)
+            if opts.whole_file:
                 plan.basis.clear()  # no signatures: changed files go whole (rsync -W)
             st.files_scanned += len(tree)
             st.total_size += sum(e.size for e in tree.values() if e.kind == "f")
@@ -532,6 +534,7 @@ async def push(
     Returns one :class:`~.stats.SyncStats` per receiver, in order; a receiver that could not
     be reached or failed as a whole has ``error`` set, and does not affect the others."""
     excl = Excluder(excludes)
+    opts = PushOptions(checksum, excl, delete, delay_updates, whole_file)
     src_s = os.fspath(src)
     tree_task = asyncio.ensure_future(asyncio.to_thread(scan, src_s, excl, checksum=checksum))
 
@@ -549,17 +552,7 @@ async def push(
         tree = (await tree_task).entries  # a scan failure is everyone's: it propagates
         if session is not None:
             try:
-                await session.push_tree(
-                    src_s,
-                    tree,
-                    checksum=checksum,
-                    excludes=excl,
-                    delete=delete,
-                    delay_updates=delay_updates,
-                    whole_file=whole_file,
-                    progress=progress,
-                    stats=st,
-                )
+                await session.push_tree(src_s, tree, opts, progress=progress, stats=st)
             except (OSError, ProtocolError, SyncError, ValueError, ssl.SSLError) as e:
                 st.error = _describe(e)
             finally:
