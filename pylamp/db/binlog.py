@@ -24,6 +24,7 @@ from typing import BinaryIO
 
 from pylamp.db.binlog_events import (
     BINLOG_IN_USE,
+    CHECKSUM_LEN,
     HEADER_LEN,
     MAGIC,
     BinlogFormatError,
@@ -196,9 +197,36 @@ class Binlog:
                 safe = 0 if good == len(MAGIC) else safe
             return safe, good, max_xid
 
+    def _closed_cleanly(self, path: Path) -> bool:
+        """In-use flag clear and a valid STOP or ROTATE event at the very end: nothing to cut.
+
+        Checking this costs two small reads, where a scan reads the whole file (up to 1 GiB).
+        """
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size <= _HEADER_SIZE or f.read(len(MAGIC)) != MAGIC:
+                return False
+            if os.pread(f.fileno(), 1, _FDE_FLAGS_AT)[0] & BINLOG_IN_USE:
+                return False
+            stop_size = HEADER_LEN + CHECKSUM_LEN
+            rotate_size = stop_size + 8 + len(path.name)  # the next name is as long as ours
+            for tail in (stop_size, rotate_size):
+                if size - tail < _HEADER_SIZE:
+                    continue
+                f.seek(size - tail)
+                try:
+                    event = decode_event(f.read(tail))
+                except BinlogFormatError:
+                    continue
+                if isinstance(event.payload, Stop | Rotate) and event.header.log_pos == size:
+                    return True
+        return False
+
     def _recover_last(self) -> None:
         name = self._files[-1]
         path = self.directory / name
+        if self._closed_cleanly(path):
+            return
         safe, _good, max_xid = self._scan(name)
         self._next_xid = max_xid + 1
         size = path.stat().st_size
@@ -426,10 +454,33 @@ class Binlog:
             if after is not None and name < after.file:
                 continue
             assembler = TransactionAssembler()
-            for pos, event in self.read_events(name):
+            for pos, event in self._events_for_recovery(name, after):
                 txn = assembler.add(name, pos, event)
                 if txn is not None and (after is None or txn.end > after):
                     yield txn
+
+    def _events_for_recovery(
+        self, name: str, after: Position | None
+    ) -> Iterator[tuple[int, Event]]:
+        """Events of ``name``, starting at ``after`` when it points into this file.
+
+        A stored position is the end of a transaction, hence an event boundary: start there
+        rather than read the file from its beginning. Should it not be a boundary, read it all.
+        """
+        if after is None or after.file != name or after.pos <= len(MAGIC):
+            yield from self.read_events(name)
+            return
+        if after.pos > self._limit(name):
+            return  # the database is ahead of this file (it was lost or cut): nothing to redo
+        first = True
+        try:
+            for item in self.read_events(name, after.pos):
+                first = False
+                yield item
+        except BinlogError:
+            if not first:
+                raise
+            yield from self.read_events(name)
 
     # -- administration ------------------------------------------------------------------------
 

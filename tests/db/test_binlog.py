@@ -68,6 +68,10 @@ def test_transactions_after_and_ddl(tmp_path: Path) -> None:
         assert _statements(b, e1) == [("INSERT INTO t VALUES (3)", "DO 1")]
         assert _statements(b, e2) == []
         assert _statements(b, Position("m-bin.000000", 0)) == _statements(b)
+        # a position that is no event boundary still works (the file is read from its start)
+        assert _statements(b, Position(e1.file, e1.pos - 1)) == _statements(b, ddl_end)
+        # a database ahead of the log's end has nothing to redo
+        assert _statements(b, Position(e2.file, e2.pos + 1000)) == []
         with pytest.raises(ValueError):
             b.append_transaction("a", [], T0)
 
