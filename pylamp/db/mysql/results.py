@@ -166,6 +166,11 @@ def encode_value(value: object) -> bytes:
 
 _LEN1 = [bytes((n,)) for n in range(251)]
 _HEADER = struct.Struct("<I")
+# Engines hand back the same (hashable, frozen) column objects for a repeated statement shape,
+# so their encoded definitions are cached; the cache is simply dropped when it grows too big.
+_COLUMN_CACHE: dict[Any, bytes] = {}
+_COLUMN_CACHE_LIMIT = 4096
+_OK_EOF = {status: ok_packet(0, 0, status, 0, header=0xFE) for status in range(4)}
 
 
 def append_result_set(
@@ -184,8 +189,21 @@ def append_result_set(
     place in ``out`` so a result costs no per-packet allocations beyond the values themselves.
     """
     seq = append_packet(out, lenenc_int(len(columns)), seq)
+    cache = _COLUMN_CACHE
     for col in columns:
-        seq = append_packet(out, col if isinstance(col, bytes) else column_definition(col), seq)
+        if isinstance(col, bytes):
+            definition = col
+        else:
+            try:
+                cached = cache.get(col)
+            except TypeError:  # an unhashable column object: encode it every time
+                cached = column_definition(col)
+            if cached is None:
+                if len(cache) >= _COLUMN_CACHE_LIMIT:
+                    cache.clear()
+                cached = cache[col] = column_definition(col)
+            definition = cached
+        seq = append_packet(out, definition, seq)
     if not deprecate_eof:
         seq = append_packet(out, eof_packet(status, warnings), seq)
     encoders = _ENCODERS
@@ -211,8 +229,9 @@ def append_result_set(
             payload = bytes(out[start + 4 :])
             del out[start:]
             seq = append_packet(out, payload, seq)
-    if deprecate_eof:
-        payload = ok_packet(0, 0, status, warnings, header=0xFE)
-    else:
-        payload = eof_packet(status, warnings)
-    return append_packet(out, payload, seq)
+    if not deprecate_eof:
+        return append_packet(out, eof_packet(status, warnings), seq)
+    end = _OK_EOF.get(status) if not warnings else None
+    if end is None:
+        end = ok_packet(0, 0, status, warnings, header=0xFE)
+    return append_packet(out, end, seq)
