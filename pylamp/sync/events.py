@@ -263,9 +263,11 @@ class PathError(Event):
 
 @dataclass(frozen=True, slots=True)
 class Done(Event):
-    """Receiver -> sender: the push is published. Counts of what the receiver did, and the
-    paths that failed."""
+    """Receiver -> sender: the push is published. Counts of what the receiver did, the paths
+    that failed, and ``redo``: files sent as deltas that did not rebuild to the sender's hash
+    (the basis changed meanwhile), which the sender sends again whole."""
 
     code: ClassVar[int] = 28
     counts: dict[str, int]
     failed: tuple[str, ...]
+    redo: tuple[str, ...] = ()

@@ -105,6 +105,7 @@ class _Push:
         self.deletes: list[str] = []
         self.cur: _Incoming | None = None
         self.failed: list[str] = []
+        self.redo: list[str] = []
         self.counts = {
             "files": 0,
             "moved": 0,
@@ -299,9 +300,17 @@ class _Push:
                 _write_all(cur.fd, data)
             return None
         except (OSError, ValueError) as e:
-            path = cur.path
             self._abort_current()
-            return self.refuse(path, e)
+            return self._failed_current(cur, e)
+
+    def _failed_current(self, cur: _Incoming, exc: BaseException) -> ev.PathError | None:
+        if cur.delta and cur.sig is not None:
+            # The basis did not give the sender's file (it changed since its signature was
+            # made): ask for the file whole instead of reporting an error.
+            log.info("delta for %r did not rebuild (%s); asking for it whole", cur.path, exc)
+            self.redo.append(cur.path)
+            return None
+        return self.refuse(cur.path, exc)
 
     def file_end(self, m: ev.FileEnd) -> ev.PathError | None:
         cur = self.cur
@@ -325,7 +334,7 @@ class _Push:
         except (PathRefused, OSError, ValueError) as e:
             self._abort_current()
             self.cur = None
-            return self.refuse(cur.path, e)
+            return self._failed_current(cur, e)
 
     def _close_basis(self, cur: _Incoming) -> None:
         if cur.basis_fd >= 0:
@@ -674,7 +683,7 @@ class _Handler:
             if push.cur is not None:
                 raise ProtocolError("End inside a file")
             self.send_errors(push.finish())
-            self.send(ev.Done(dict(push.counts), tuple(push.failed)))
+            self.send(ev.Done(dict(push.counts), tuple(push.failed), tuple(push.redo)))
             self.rx.pushes += 1
             if self.rx._on_push is not None:
                 self.rx._on_push(dict(push.counts), list(push.failed))

@@ -27,7 +27,7 @@ import secrets
 import socket
 import ssl
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -171,6 +171,7 @@ class SyncSession:
         self._writer: asyncio.StreamWriter | None = None
         self.manifest: Manifest | None = None
         self._inbox = _Inbox()
+        self._reader_task: asyncio.Task[None] | None = None
 
     # --- connection --------------------------------------------------------------------------
 
@@ -310,11 +311,10 @@ class SyncSession:
         st = stats if stats is not None else SyncStats(address=self.name)
         t0 = time.perf_counter()
         sent0, recv0 = self.bytes_sent, self.bytes_received
-        self._inbox = inbox = _Inbox()
-        reader = asyncio.create_task(self._read_loop())
         checksum = opts.checksum
         want = refresh or self.manifest is None or (scope is None and checksum)
         try:
+            inbox = self._start_round()
             self._send(ev.Begin(want, checksum, opts.delay_updates, opts.excludes.patterns))
             m: ev.Manifest = await inbox.get(ev.Manifest)
             if m.complete or self.manifest is None:
@@ -328,24 +328,52 @@ class SyncSession:
             st.unchanged += plan.unchanged
             await self._run_plan(src, tree, plan, st, progress)
             done: ev.Done = await inbox.get(ev.Done)
+            await self._finish_round()
+            counts = Counter(done.counts)
+            failed = set(done.failed)
+            errors = list(inbox.errors)
+            if done.redo:
+                # Deltas that did not rebuild at the receiver (its file changed meanwhile):
+                # a second round sends them whole.
+                inbox = self._start_round()
+                self._send(ev.Begin(False, checksum, opts.delay_updates, opts.excludes.patterns))
+                await inbox.get(ev.Manifest)
+                for p in done.redo:
+                    if p in tree and tree[p].kind == "f":
+                        await self._send_literal(src, tree[p], st, progress)
+                self._send(ev.End())
+                again: ev.Done = await inbox.get(ev.Done)
+                await self._finish_round()
+                counts.update(again.counts)
+                failed |= set(again.failed)
+                errors += inbox.errors
         except BaseException:
-            reader.cancel()
+            if self._reader_task is not None:
+                self._reader_task.cancel()
             self.manifest = None
             await self.close()
             raise
-        await reader
-        c = done.counts
-        st.files_deleted += c.get("deleted", 0)
-        st.files_moved += c.get("moved", 0)
-        st.dirs_created += c.get("dirs", 0)
-        st.symlinks += c.get("symlinks", 0)
-        st.meta_updates += c.get("meta", 0)
-        st.errors.extend(inbox.errors)
-        update_manifest(self.manifest, tree, scope=scope, failed=done.failed)
+        st.files_deleted += counts["deleted"]
+        st.files_moved += counts["moved"]
+        st.dirs_created += counts["dirs"]
+        st.symlinks += counts["symlinks"]
+        st.meta_updates += counts["meta"]
+        st.errors.extend(errors)
+        update_manifest(self.manifest, tree, scope=scope, failed=failed)
         st.bytes_sent += self.bytes_sent - sent0
         st.bytes_received += self.bytes_received - recv0
         st.elapsed += time.perf_counter() - t0
         return st
+
+    def _start_round(self) -> _Inbox:
+        self._inbox = _Inbox()
+        self._reader_task = asyncio.create_task(self._read_loop())
+        return self._inbox
+
+    async def _finish_round(self) -> None:
+        task, self._reader_task = self._reader_task, None
+        if task is not None:
+            await task
 
     async def _run_plan(
         self,

@@ -389,3 +389,80 @@ async def test_a_hung_sender_does_not_hold_the_receiver(tmp_path: Path) -> None:
         assert st.ok and rx.failed_pushes == 1
     assert not (dst / "half.html").exists()
     assert (dst / "page.html").read_text() == "new"
+
+
+async def test_a_delta_whose_basis_changed_is_asked_for_whole(tmp_path: Path) -> None:
+    from pylamp.sync import delta as dl
+
+    dst = tmp_path / "dst"
+    old = secrets.token_bytes(50_000)
+    new = old[:20_000] + b"an edit" + old[20_000:]
+    write(dst, "page.bin", old)
+    async with SyncReceiver(dst, key=KEY) as rx:
+        rc = RawClient()
+        await rc.connect(rx.address)
+        await begin(rc)
+        rc.send(ev.SigRequest(("page.bin",), ("",)))
+        sig_msg, _ = await rc.until(ev.Signature)
+        # Someone edits the receiver's copy after its signature was made.
+        write(dst, "page.bin", secrets.token_bytes(50_000))
+        ops = dl.encode_ops(dl.delta(dl.decode_signature(sig_msg.data), new))
+        rc.send(ev.FileBegin("page.bin", 0o644, 1, len(new), True))
+        rc.send(ev.FileData(ops))
+        rc.send(ev.FileEnd(xxhash.xxh3_128_hexdigest(new)))
+        rc.send(ev.End())
+        done, seen = await rc.until(ev.Done)
+        await rc.close()
+    assert done.redo == ("page.bin",) and done.failed == ()
+    assert not [e for e in seen if isinstance(e, ev.PathError)]
+    assert (dst / "page.bin").read_bytes() != new  # nothing half-rebuilt was published
+    assert temp_files(dst) == []
+
+
+async def test_the_sender_resends_whole_what_the_receiver_could_not_rebuild(
+    tmp_path: Path,
+) -> None:
+    """A hand-driven receiver (the server core over a socket) answers the first round with
+    ``redo``; the sender must come back with the file whole."""
+    import secrets as _s
+
+    from pylamp.sync import delta as dl
+    from pylamp.sync.protocol import NEED_DATA, Role, SyncConnection
+
+    src = tmp_path / "src"
+    data = _s.token_bytes(30_000)
+    write(src, "f.bin", data)
+    got: list[ev.Event] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = SyncConnection(Role.SERVER, KEY, _s.token_bytes(32))
+        writer.write(conn.send(conn.hello()))
+        rounds = 0
+        while data_in := await reader.read(65536):
+            conn.receive_data(data_in)
+            while (e := conn.next_event()) is not NEED_DATA:
+                got.append(e)
+                if isinstance(e, ev.Auth):
+                    writer.write(conn.send(conn.auth_ok()))
+                elif isinstance(e, ev.Begin):
+                    row = ("f.bin", "f", 0o644, 1, len(data), "", "")
+                    writer.write(conn.send(ev.Manifest(True, (row,) if not rounds else ())))
+                elif isinstance(e, ev.SigRequest):
+                    sig = dl.encode_signature(dl.signature(data))
+                    writer.write(conn.send(ev.Signature("f.bin", False, sig)))
+                elif isinstance(e, ev.End):
+                    rounds += 1
+                    redo = ("f.bin",) if rounds == 1 else ()
+                    writer.write(conn.send(ev.Done({}, (), redo)))
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        [st] = await push(src, [("127.0.0.1", port)], key=KEY)
+    assert st.ok, st
+    begins = [e for e in got if isinstance(e, ev.Begin)]
+    assert [b.want_manifest for b in begins] == [True, False]
+    wholes = [e for e in got if isinstance(e, ev.File)]
+    assert [(w.path, w.data) for w in wholes] == [("f.bin", data)]
+    assert st.files_sent == 2
