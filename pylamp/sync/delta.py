@@ -62,7 +62,7 @@ _OP_COPY = 0
 _OP_LITERAL = 1
 _PATCH_PIECE = 1 << 20  # bytes per read_old call in patch
 _SIG_BATCH = 1 << 18  # bytes hashed per vectorised signature step
-_WINDOW_MAX = 1 << 20  # offsets searched per numpy step, at most
+_WINDOW_MAX = 1 << 18  # offsets searched per numpy step, at most
 _HASH_MULT = np.uint32(0x9E3779B1)  # Fibonacci hashing of weak sums into the filter bitmap
 
 _strong = xxhash.xxh3_128_digest
@@ -144,14 +144,16 @@ class Signature:
         return {w: tuple(v) for w, v in index.items()}
 
     @cached_property
-    def _filter(self) -> tuple[np.ndarray, int]:
-        """A bitmap over hashed weak sums: a cheap vectorised "maybe" before the dict lookup."""
+    def _filter(self) -> tuple[np.ndarray, int, np.ndarray]:
+        """A bitmap over hashed weak sums (a cheap vectorised "maybe"), its shift, and the
+        sorted distinct weak sums (the exact check) of the full-size blocks."""
         full = self.length // self.block_size
-        bits = min(max((max(full, 1) * 16 - 1).bit_length(), 10), 24)
+        bits = min(max((max(full, 1) * 64 - 1).bit_length(), 10), 22)
         table = np.zeros(1 << bits, dtype=np.bool_)
         shift = np.uint32(32 - bits)
-        table[(self.weak[:full] * _HASH_MULT) >> shift] = True
-        return table, 32 - bits
+        weaks = self.weak[:full]
+        table[(weaks * _HASH_MULT) >> shift] = True
+        return table, 32 - bits, np.unique(weaks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,8 +394,13 @@ def _search(
     block (preferring ``expected``), or None."""
     bs = sig.block_size
     weaks = weak_at_every_offset(mv[pos : pos + width + bs - 1], bs)
-    table, shift = sig._filter
+    table, shift, distinct = sig._filter
     maybe = np.flatnonzero(table[(weaks * _HASH_MULT) >> np.uint32(shift)])
+    if len(maybe):
+        cand = weaks[maybe]
+        at_table = np.searchsorted(distinct, cand)
+        at_table[at_table == len(distinct)] = 0
+        maybe = maybe[distinct[at_table] == cand]
     if not len(maybe):
         return None
     strongs = sig._strongs

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import tracemalloc
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -313,3 +315,32 @@ def test_file_digest_streams() -> None:
     assert file_digest(data) == file_digest(_split(data, [333]))
     assert file_digest(data) != file_digest(data[:-1])
     assert len(file_digest(b"")) == 16
+
+
+def test_memory_stays_bounded_whatever_the_file_size() -> None:
+    """Signature and delta of a 24 MiB file read in 1 MiB chunks hold only a few MiB."""
+    mib = 1 << 20
+    chunks = 24
+
+    def stream(edited: set[int]) -> Iterator[bytes]:
+        for i in range(chunks):
+            data = np.random.default_rng(i).bytes(mib)
+            if i in edited:  # a shifted rewrite in the middle of the chunk
+                data = data[: mib // 2] + np.random.default_rng(1000 + i).bytes(mib // 3)
+            yield data
+
+    tracemalloc.start()
+    try:
+        sig = signature(stream(set()), length=chunks * mib)
+        _, peak_sig = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        stats = DeltaStats()
+        for _op in delta(sig, stream({5, 17}), stats=stats):
+            pass
+        _, peak_delta = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert stats.literal_bytes >= 2 * (mib // 3)
+    assert stats.matched_bytes > 20 * mib
+    assert peak_sig < 8 * mib, peak_sig
+    assert peak_delta < 8 * mib, peak_delta
