@@ -242,6 +242,24 @@ def test_kill_9_under_write_load(tmp_path: Path) -> None:
     server.stop()
 
 
+def _crash_tail(data: Path, statements: list[str], torn: int = 0) -> tuple[Path, int]:
+    """Make the newest binlog file look as if the server died right after logging a
+    transaction (BEGIN, ``statements``, XID) that SQLite never committed: its STOP event is
+    dropped and the transaction appended, less its last ``torn`` bytes. Returns the file and
+    where the appended bytes begin."""
+    newest = data / (data / "db1-bin.index").read_text().split()[-1]
+    end = newest.stat().st_size - 23  # a STOP event is 19 + 4 bytes
+    tail = b""
+    for payload in (Query("crash", "BEGIN"), *(Query("crash", s) for s in statements), Xid(1)):
+        now = int(time.time())
+        tail += encode_event(payload, timestamp=now, server_id=1, position=end + len(tail))
+    with open(newest, "r+b") as f:
+        f.truncate(end)
+        f.seek(end)
+        f.write(tail[: len(tail) - torn])
+    return newest, end
+
+
 def test_torn_tail_is_cut_on_start(tmp_path: Path) -> None:
     data = tmp_path / "db"
     server = DbProcess(data)
@@ -252,23 +270,9 @@ def test_torn_tail_is_cut_on_start(tmp_path: Path) -> None:
         cur.execute("SHOW MASTER STATUS")
         (file, end, _, _) = cur.fetchone()
     server.stop()
-    path = data / file
-    assert path.stat().st_size > end  # the clean stop appended a STOP event
-    with open(path, "r+b") as f:
-        # as if killed mid-write: no STOP, and half of a transaction that never committed
-        f.truncate(end)
-        pos = end
-        torn = b""
-        for payload in (
-            Query("crash", "BEGIN"),
-            Query("crash", "INSERT INTO t VALUES (2)"),
-            Xid(99),
-        ):
-            event = encode_event(payload, timestamp=int(time.time()), server_id=1, position=pos)
-            torn += event
-            pos += len(event)
-        f.seek(end)
-        f.write(torn[: len(torn) - 7])
+    # as if killed mid-write: no STOP, and half of a transaction that never committed
+    path, cut_at = _crash_tail(data, ["INSERT INTO t VALUES (2)"], torn=7)
+    assert (path.name, cut_at) == (file, end)
     server = DbProcess(data)
     with server.connect() as conn, conn.cursor() as cur:
         cur.execute("SELECT id FROM t")
@@ -303,21 +307,7 @@ def test_logged_but_uncommitted_transaction_is_reapplied(tmp_path: Path) -> None
         cur.execute("CREATE TABLE crash.t (id INT PRIMARY KEY, v VARCHAR(10))")
         cur.execute("INSERT INTO crash.t VALUES (1, 'one')")
     server.stop()
-    newest = data / (data / "db1-bin.index").read_text().split()[-1]
-    end = newest.stat().st_size - 23  # without the STOP event, as after kill -9
-    with open(newest, "r+b") as f:
-        f.truncate(end)
-        f.seek(end)
-        pos = end
-        for payload in (
-            Query("crash", "BEGIN"),
-            Query("crash", "INSERT INTO t VALUES (2, 'two')"),
-            Query("crash", "UPDATE t SET v = 'uno' WHERE id = 1"),
-            Xid(77),
-        ):
-            event = encode_event(payload, timestamp=int(time.time()), server_id=1, position=pos)
-            f.write(event)
-            pos += len(event)
+    _crash_tail(data, ["INSERT INTO t VALUES (2, 'two')", "UPDATE t SET v = 'uno' WHERE id = 1"])
     for _ in range(2):  # applied once, and not again on the next start
         server = DbProcess(data)
         with server.connect() as conn, conn.cursor() as cur:
