@@ -93,7 +93,8 @@ class SqlServer:
     """A MySQL-protocol SQL server over SQLite, as an async context manager.
 
     ``engine`` defaults to the real engine over ``data_dir``; the other arguments configure it
-    (``log_bin`` names the binary log, ``root_password`` the root user's password).
+    (``log_bin`` names the binary log, ``root_password`` the root user's password,
+    ``read_only`` refuses writes with error 1290, as a replica does).
     A client has ``connect_timeout`` seconds to complete the login (MySQL's connect_timeout);
     a packet longer than ``max_allowed_packet`` closes its connection.
     """
@@ -109,6 +110,7 @@ class SqlServer:
         root_password: str | None = None,
         max_binlog_size: int = 1 << 30,
         sync_binlog: int = 1,
+        read_only: bool = False,
         engine: EngineLike | None = None,
         connect_timeout: float = 10.0,
         max_allowed_packet: int = 64 * 1024 * 1024,
@@ -121,6 +123,7 @@ class SqlServer:
         self.root_password = root_password
         self.max_binlog_size = max_binlog_size
         self.sync_binlog = sync_binlog
+        self.read_only = read_only
         self._engine = engine
         self._owns_engine = engine is None
         self.connect_timeout = connect_timeout
@@ -201,6 +204,7 @@ class SqlServer:
         engine = Engine(
             self.data_dir,
             root_password=self.root_password,
+            read_only=self.read_only,
             binlog=binlog,
             admin=admin,
             server_id=self.server_id,

@@ -375,3 +375,63 @@ async def test_a_long_read_does_not_block_writes(shop: SqlServer) -> None:
     assert await in_thread(write) == (1,)
     assert not reader.done()  # the write committed while the read was still running
     assert await reader == (250**3,)
+
+
+def query_error(client: RawClient, sql: str) -> tuple[int, str]:
+    client.send(b"\x03" + sql.encode(), 0)
+    payload = client.read()[1]
+    return errno_of(payload), payload[4:9].decode()
+
+
+async def test_errors_carry_mysql_numbers_and_sqlstates(shop: SqlServer) -> None:
+    cases = [
+        ("CREATE TABLE x (a INT)", 1046, "3D000"),
+        ("USE nosuch", 1049, "42000"),
+        ("CREATE TABLE shop.t (a INT)", 1050, "42S01"),
+        ("DROP TABLE shop.nosuch", 1051, "42S02"),
+        ("SELECT nosuch FROM shop.t", 1054, "42S22"),
+        ("SELEKT 1", 1064, "42000"),
+        ("SELECT * FROM shop.nosuch", 1146, "42S02"),
+    ]
+
+    def work() -> None:
+        client = RawClient(shop.port)
+        client.login(PASSWORD)
+        got = [(sql, *query_error(client, sql)) for sql, _, _ in cases]
+        assert got == cases
+        client.send(b"\x03INSERT INTO shop.t (id, v) VALUES (1, 'a')", 0)
+        assert client.read()[1][0] == 0x00
+        assert query_error(client, "INSERT INTO shop.t (id) VALUES (1)") == (1062, "23000")
+        client.send(b"\x03CREATE USER 'clerk'@'%' IDENTIFIED BY 'pw'", 0)
+        assert client.read()[1][0] == 0x00
+        client.close()
+        with connect(shop, user="clerk", password="pw") as c, c.cursor() as cur:
+            with pytest.raises(pymysql.err.OperationalError) as info:
+                cur.execute("SELECT * FROM shop.t")
+            assert info.value.args[0] == 1142
+            with pytest.raises(pymysql.err.OperationalError) as info:
+                cur.execute("FLUSH LOGS")
+            assert info.value.args[0] == 1227
+
+    await in_thread(work)
+
+
+async def test_read_only_server_refuses_writes_with_1290(tmp_path: Path) -> None:
+    def setup(db: SqlServer) -> None:
+        with connect(db) as c, c.cursor() as cur:
+            cur.execute("CREATE DATABASE d")
+            cur.execute("CREATE USER 'app'@'%' IDENTIFIED BY 'apppw'")
+            cur.execute("GRANT ALL ON d.* TO 'app'@'%'")
+
+    def work(db: SqlServer) -> None:
+        # As in MySQL, read_only binds ordinary users; root (SUPER) may still write.
+        with connect(db, user="app", password="apppw") as c, c.cursor() as cur:
+            with pytest.raises(pymysql.err.OperationalError) as info:
+                cur.execute("CREATE TABLE d.t (a INT)")
+            assert info.value.args[0] == 1290
+            cur.execute("SELECT 1")
+
+    async with SqlServer(tmp_path / "db", root_password=PASSWORD) as db:
+        await in_thread(setup, db)
+    async with SqlServer(tmp_path / "db", root_password=PASSWORD, read_only=True) as db:
+        await in_thread(work, db)
