@@ -15,6 +15,7 @@ QUERY event per statement, then an XID event; DDL is a single QUERY event on its
 
 from __future__ import annotations
 
+import functools
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -214,15 +215,26 @@ _SKIP_FIXED = {
 }
 
 
+@functools.lru_cache(maxsize=64)
+def _status_prefix(flags2: int, sql_mode: int, charset: tuple[int, int, int]) -> bytes:
+    # the same for nearly every statement: built once
+    return (
+        bytes([_Q_FLAGS2])
+        + _U32.pack(flags2)
+        + bytes([_Q_SQL_MODE])
+        + _U64.pack(sql_mode)
+        + bytes([_Q_CATALOG_NZ, 3])
+        + b"std"
+        + bytes([_Q_CHARSET])
+        + struct.pack("<HHH", *charset)
+    )
+
+
 def _encode_status(q: Query) -> bytes:
-    out = bytearray()
-    out += bytes([_Q_FLAGS2]) + _U32.pack(q.flags2)
-    out += bytes([_Q_SQL_MODE]) + _U64.pack(q.sql_mode)
-    out += bytes([_Q_CATALOG_NZ, 3]) + b"std"
-    out += bytes([_Q_CHARSET]) + struct.pack("<HHH", *q.charset)
+    prefix = _status_prefix(q.flags2, q.sql_mode, q.charset)
     if q.microseconds:
-        out += bytes([_Q_HRNOW]) + q.microseconds.to_bytes(3, "little")
-    return bytes(out)
+        return prefix + bytes([_Q_HRNOW]) + q.microseconds.to_bytes(3, "little")
+    return prefix
 
 
 def _decode_status(data: bytes) -> dict[str, object]:
