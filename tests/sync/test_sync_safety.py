@@ -23,7 +23,6 @@ from sync_trees import (
     snapshot,
     start_serve,
     temp_files,
-    wait_for,
     write,
 )
 
@@ -278,35 +277,35 @@ def _check_whole(dst: Path, old: dict[str, bytes], new: dict[str, bytes]) -> tup
     return n_old, n_new
 
 
-def test_kill_9_of_the_sender_mid_push(tmp_path: Path) -> None:
+async def test_kill_9_of_the_sender_mid_push(tmp_path: Path) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
     old, new = _two_versions(src, 80, 128 * 1024)
     keyf = key_file(tmp_path)
-    rx, port = start_serve(dst, keyf)
-    try:
-        cmd = [PYTHON, "-m", "pylamp.sync", "push", str(src), f"127.0.0.1:{port}"]
-        cmd += ["--key", str(keyf), "-q", "--no-compress"]
-        subprocess.run([*cmd, "-W"], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    async with SyncReceiver(dst, key=KEY) as rx:
+        [st] = await push(src, [rx.address], key=KEY, whole_file=True)
+        assert st.ok
         for p, data in new.items():
             write(src, p, data)
-        sender = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL)
+        cmd = [PYTHON, "-m", "pylamp.sync", "push", str(src), f"{rx.address[0]}:{rx.address[1]}"]
+        cmd += ["--key", str(keyf), "-q", "--no-compress"]
+        sender = await asyncio.create_subprocess_exec(*cmd, cwd=REPO, stdout=subprocess.DEVNULL)
         try:
-            wait_for(lambda: temp_files(dst) or sender.poll() is not None)
-            wait_for(lambda: random.random() < 0.2 or sender.poll() is not None)
+            await _until(lambda: temp_files(dst) or sender.returncode is not None)
+            await asyncio.sleep(random.uniform(0, 0.01))
         finally:
-            sender.send_signal(signal.SIGKILL)
-            sender.wait()
+            if sender.returncode is None:
+                sender.send_signal(signal.SIGKILL)
+            await sender.wait()
         assert sender.returncode == -signal.SIGKILL, "the push ended before it could be killed"
         # The receiver notices, drops its temp files and publishes nothing.
-        wait_for(lambda: not temp_files(dst))
+        await _until(lambda: rx.failed_pushes == 1)
+        assert temp_files(dst) == []
         n_old, _ = _check_whole(dst, old, new)
         assert n_old == len(old), "a killed delay-updates push published something"
-        subprocess.run([*cmd, "-W"], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
-        assert _check_whole(dst, old, new) == (0, len(new))
-        assert temp_files(dst) == []
-    finally:
-        rx.send_signal(signal.SIGKILL)
-        rx.wait()
+        [st] = await push(src, [rx.address], key=KEY, whole_file=True)
+        assert st.ok
+    assert _check_whole(dst, old, new) == (0, len(new))
+    assert temp_files(dst) == []
 
 
 async def test_kill_9_of_the_receiver_mid_push(tmp_path: Path) -> None:
@@ -342,16 +341,12 @@ async def test_kill_9_of_the_receiver_mid_push(tmp_path: Path) -> None:
         if rx.poll() is None:
             rx.send_signal(signal.SIGKILL)
             rx.wait()
-    rx2, port2 = start_serve(dst, keyf)
-    try:
-        [st] = await push(src, [("127.0.0.1", port2)], key=KEY, whole_file=True)
-        assert st.ok
-        assert _check_whole(dst, old, new) == (0, len(new))
-        assert temp_files(dst) == []
-        assert all(not os.path.exists(t) for t in stale)
-    finally:
-        rx2.send_signal(signal.SIGTERM)
-        rx2.wait()
+    async with SyncReceiver(dst, key=KEY) as rx2:  # the receiver restarted
+        [st] = await push(src, [rx2.address], key=KEY, whole_file=True)
+    assert st.ok
+    assert _check_whole(dst, old, new) == (0, len(new))
+    assert temp_files(dst) == []
+    assert all(not os.path.exists(t) for t in stale)
 
 
 async def test_stale_temp_files_are_cleaned_by_the_next_push(tmp_path: Path) -> None:
