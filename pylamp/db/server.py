@@ -31,7 +31,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from pylamp.db.mysql import auth
-from pylamp.db.mysql.connection import LocalProtocolError, ServerConnection, State
+from pylamp.db.mysql.connection import LocalProtocolError, ServerConnection, State, refusal
 from pylamp.db.mysql.events import (
     NEED_DATA,
     Error,
@@ -53,6 +53,7 @@ from pylamp.db.mysql.results import SERVER_STATUS_AUTOCOMMIT, SERVER_STATUS_IN_T
 __all__ = ["EngineLike", "Process", "SessionLike", "SqlServer"]
 
 log = logging.getLogger(__name__)
+_TOO_MANY = refusal(1040, "08004", "Too many connections")
 
 
 class SessionLike(Protocol):
@@ -96,7 +97,8 @@ class SqlServer:
     (``log_bin`` names the binary log, ``root_password`` the root user's password,
     ``read_only`` refuses writes with error 1290, as a replica does).
     A client has ``connect_timeout`` seconds to complete the login (MySQL's connect_timeout);
-    a packet longer than ``max_allowed_packet`` closes its connection.
+    a packet longer than ``max_allowed_packet`` closes its connection; beyond
+    ``max_connections`` open connections (one thread each) a new client gets error 1040.
     """
 
     def __init__(
@@ -114,6 +116,7 @@ class SqlServer:
         engine: EngineLike | None = None,
         connect_timeout: float = 10.0,
         max_allowed_packet: int = 64 * 1024 * 1024,
+        max_connections: int = 500,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
@@ -128,6 +131,7 @@ class SqlServer:
         self._owns_engine = engine is None
         self.connect_timeout = connect_timeout
         self.max_allowed_packet = max_allowed_packet
+        self.max_connections = max_connections
         self._binlog: Any = None
         self._listener: socket.socket | None = None
         self._accept_task: asyncio.Task[None] | None = None
@@ -262,12 +266,19 @@ class SqlServer:
                 log.warning("accept failed: %s", exc)
                 await asyncio.sleep(0.1)  # e.g. out of file descriptors: back off, go on
                 continue
-            sock.setblocking(True)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
-                self._next_id += 1
-                client = _Client(self, self._next_id, sock, peer[0])
-                self._clients[client.connection_id] = client
+                full = len(self._clients) >= self.max_connections
+                if not full:
+                    self._next_id += 1
+                    client = _Client(self, self._next_id, sock, peer[0])
+                    self._clients[client.connection_id] = client
+            if full:
+                with contextlib.suppress(OSError):
+                    sock.send(_TOO_MANY)
+                sock.close()
+                continue
+            sock.setblocking(True)
             client.thread.start()
 
     def _forget(self, client: _Client) -> None:

@@ -435,3 +435,22 @@ async def test_read_only_server_refuses_writes_with_1290(tmp_path: Path) -> None
         await in_thread(setup, db)
     async with SqlServer(tmp_path / "db", root_password=PASSWORD, read_only=True) as db:
         await in_thread(work, db)
+
+
+async def test_too_many_connections_get_1040(tmp_path: Path) -> None:
+    async with SqlServer(tmp_path / "db", root_password=PASSWORD, max_connections=2) as db:
+
+        def work() -> None:
+            first, second = connect(db), connect(db)
+            with pytest.raises(pymysql.err.OperationalError) as info:
+                connect(db)
+            assert info.value.args[0] == 1040
+            first.close()
+            deadline = 100
+            while db.connections > 1 and deadline:  # the server notices the close
+                deadline -= 1
+                threading.Event().wait(0.05)
+            connect(db).close()
+            second.close()
+
+        await in_thread(work)

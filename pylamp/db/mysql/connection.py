@@ -53,7 +53,7 @@ from .results import (
     ok_packet,
 )
 
-__all__ = ["LocalProtocolError", "ServerConnection", "State"]
+__all__ = ["LocalProtocolError", "ServerConnection", "State", "refusal"]
 
 COM_QUIT = 0x01
 COM_INIT_DB = 0x02
@@ -356,3 +356,14 @@ class ServerConnection:
         data = bytes(self._out)
         self._out.clear()
         return data
+
+
+def refusal(errno: int, sqlstate: str, message: str) -> bytes:
+    """The bytes a server sends instead of its greeting when it turns a client away.
+
+    For example 1040 "Too many connections": an ERR packet with sequence id 0, which clients
+    report as the connection error.
+    """
+    out = bytearray()
+    append_packet(out, err_packet(errno, sqlstate, message), 0)
+    return bytes(out)
