@@ -181,7 +181,6 @@ class _Request:
     qclass: int
     flags: int  # RD and CD bits to copy
     edns: tuple[int, bool] | None  # (client payload size, DO) if an OPT came
-    cacheable: bool
 
 
 @dataclass
@@ -357,7 +356,6 @@ class Answerer:
             qclass=int(q.qclass),
             flags=int.from_bytes(query[2:4], "big") & 0x0110,
             edns=edns,
-            cacheable=cacheable,
         )
         if opts and (opts[0].ttl >> 16) & 0xFF:
             wire, _ = self._render_error(req, _RCODE_BADVERS)
@@ -365,7 +363,7 @@ class Answerer:
 
         counters = self._counters
         wire, used = self._render(req, udp_limit, lambda i: counters[i])
-        if cacheable and name_end is not None and len(used) <= 1:
+        if cacheable and len(used) <= 1:
             key = query[2:].lower()
             if len(used) == 1:
                 index, n = used[0]
