@@ -172,6 +172,7 @@ class SyncSession:
         self.manifest: Manifest | None = None
         self._inbox = _Inbox()
         self._reader_task: asyncio.Task[None] | None = None
+        self._unsent: set[str] = set()  # source files that could not be read this push
 
     # --- connection --------------------------------------------------------------------------
 
@@ -311,6 +312,7 @@ class SyncSession:
         st = stats if stats is not None else SyncStats(address=self.name)
         t0 = time.perf_counter()
         sent0, recv0 = self.bytes_sent, self.bytes_received
+        self._unsent = set()
         checksum = opts.checksum
         want = refresh or self.manifest is None or (scope is None and checksum)
         try:
@@ -359,7 +361,7 @@ class SyncSession:
         st.symlinks += counts["symlinks"]
         st.meta_updates += counts["meta"]
         st.errors.extend(errors)
-        update_manifest(self.manifest, tree, scope=scope, failed=failed)
+        update_manifest(self.manifest, tree, scope=scope, failed=failed | self._unsent)
         st.bytes_sent += self.bytes_sent - sent0
         st.bytes_received += self.bytes_received - recv0
         st.elapsed += time.perf_counter() - t0
@@ -454,6 +456,7 @@ class SyncSession:
             f = open(full, "rb", buffering=0)  # noqa: SIM115 - closed below
         except OSError as exc:
             st.errors.append((e.path, f"cannot read: {exc.strerror}"))
+            self._unsent.add(e.path)
             return
         with f:
             data = f.read(_CHUNK + 1)
@@ -491,6 +494,7 @@ class SyncSession:
             f = open(full, "rb", buffering=0)  # noqa: SIM115 - closed below
         except OSError as exc:
             st.errors.append((e.path, f"cannot read: {exc.strerror}"))
+            self._unsent.add(e.path)
             return
         h = xxhash.xxh3_128()
         ds = dl.DeltaStats()

@@ -196,3 +196,25 @@ async def test_stats_report_text_and_json(dirs: tuple[Path, Path]) -> None:
     [r] = doc["receivers"]
     assert r["files_sent"] == 6 and r["ok"] is True
     assert r["wire_bytes"] == r["bytes_sent"] + r["bytes_received"] > 0
+
+
+async def test_a_file_vanishing_at_the_source_is_reported_and_retried(
+    dirs: tuple[Path, Path],
+) -> None:
+    from pylamp.sync.manifest import scan
+    from pylamp.sync.sender import PushOptions
+
+    src, dst = dirs
+    write(src, "stays.html", "s")
+    write(src, "vanishes.html", "v")
+    tree = scan(src).entries
+    os.unlink(src / "vanishes.html")  # gone between the scan and the send
+    async with SyncReceiver(dst, key=KEY) as rx, SyncSession(rx.address, KEY) as s:
+        st = await s.push_tree(str(src), tree, PushOptions())
+        assert not st.ok and [p for p, _ in st.errors] == ["vanishes.html"]
+        assert "cannot read" in st.errors[0][1]
+        assert s.manifest is not None and "vanishes.html" not in s.manifest
+        write(src, "vanishes.html", "back", mtime_ns=tree["vanishes.html"].mtime_ns)
+        again = await s.push(src, paths=["vanishes.html"])
+        assert again.ok and again.files_sent == 1
+    assert (dst / "vanishes.html").read_text() == "back"
