@@ -56,6 +56,10 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--sync-binlog", type=int, metavar="N", help="fsync the binlog every N commits (0: never)"
     )
+    parser.add_argument(
+        "--read-only", action="store_true", default=None, help="refuse writes (error 1290)"
+    )
+    parser.add_argument("--max-connections", type=int, metavar="N", help="default 500")
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return parser
 
@@ -101,7 +105,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[dict[str, Any], str, 
             log.warning("%s is a replica in the topology; replication is not built yet", name)
     if args.listen is not None:
         settings["host"], settings["port"] = args.listen
-    for key in ("data_dir", "server_id", "log_bin", "root_password", "max_binlog_size"):
+    options = ("data_dir", "server_id", "log_bin", "root_password", "max_binlog_size")
+    for key in (*options, "read_only", "max_connections"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     if args.sync_binlog is not None:
@@ -116,8 +121,6 @@ async def _serve(settings: dict[str, Any], name: str) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    if settings["root_password"] is None:
-        log.warning("no root password given: root logs in from loopback without a password")
     async with SqlServer(**settings) as server:
         host, port = server.address
         print(f"pylamp.db {name} listening on {host}:{port}", flush=True)
