@@ -465,7 +465,8 @@ class Answerer:
                 break
             answer.extend(found)
             for s in found:
-                additional.extend(self._glue(zone, s, rrset, skip=answer))
+                for glue in self._glue(zone, s, rrset, skip=[*answer, *additional]):
+                    additional.append(glue)
             break
         limit = None
         if udp_limit is not None:

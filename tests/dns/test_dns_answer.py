@@ -410,3 +410,10 @@ def test_edns_options_take_the_fast_path(answerer: Answerer) -> None:
     assert reply is not None
     message = dns.message.from_wire(reply)
     assert message.id == with_cookie.id and not message.options and message.payload == 1232
+
+
+def test_additional_sets_given_once() -> None:
+    text = "$ORIGIN t.\n$TTL 60\n@ SOA ns h 1 2 3 4 5\n@ NS ns\n@ MX 10 ns\n"
+    text += "ns A 10.0.0.1\nns A 10.0.0.2\n"
+    reply = ask(Answerer([load_zone(text)]), "t", "ANY")
+    assert [(s.name.to_text(), len(s)) for s in reply.additional] == [("ns.t.", 2)]
