@@ -7,6 +7,7 @@ import dns.opcode
 import dns.rcode
 import dns.rdatatype
 import pytest
+from dns_testzones import zone_texts
 from dnslib import QTYPE, RCODE, RR, A, DNSHeader, DNSQuestion, DNSRecord
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -109,6 +110,18 @@ def test_axfr_round_trip_property(hosts: list[tuple[str, int]], max_size: int) -
     assert zone_to_text(_read(axfr_response(_query(5), zone, max_size=max_size), 5)) == (
         zone_to_text(zone)
     )
+
+
+@settings(max_examples=40, deadline=None)
+@given(zone=zone_texts(), max_size=st.integers(100, 2000))
+def test_any_zone_survives_a_transfer(zone: tuple[str, str, list[str]], max_size: int) -> None:
+    """Every zone the zone tests generate comes through AXFR as it went in."""
+    origin, text, _names = zone
+    sent = load_zone(text, filename="generated")
+    reader = AxfrReader(origin, 9)
+    messages = axfr_response(DNSRecord.parse(axfr_query(origin, qid=9)), sent, max_size=max_size)
+    assert [reader.feed(m) for m in messages][-1] is True
+    assert zone_to_text(reader.finish()) == zone_to_text(sent)
 
 
 def _rrs() -> tuple[RR, list[RR]]:
