@@ -17,7 +17,7 @@ into the reply packet the way BIND and NSD answer as authoritative servers:
   a version above 0 gets BADVERS. EDNS options (COOKIE, padding...) are ignored.
 - Over UDP the reply is cut to whole RRsets that fit the client's limit (512 without
   EDNS0, else its advertised size, at most the server's own ``udp_limit``); TC is set when
-  an answer or authority RRset had to go. Over TCP (``udp_limit=None``) nothing is cut.
+  an answer or authority RRset had to go, or a referral's glue (RFC 9471). Over TCP (``udp_limit=None``) nothing is cut.
 - Round robin: every RRset of more than one record is given rotated by one more position
   each time it goes into a reply (BIND's ``rrset-order cyclic``), counted per RRset.
 - Positive answers carry no authority section (BIND's ``minimal-responses``); NS, MX and
@@ -471,7 +471,10 @@ class Answerer:
         limit = None
         if udp_limit is not None:
             limit = min(udp_limit, req.edns[0] if req.edns else 512)
-        return self._pack(req, rcode, aa, answer, authority, additional, limit), list(used.items())
+        # A referral without its glue is useless (RFC 9471): losing glue then sets TC too.
+        referral = bool(authority) and rcode == _RCODE_NOERROR and not aa
+        wire = self._pack(req, rcode, aa, answer, authority, additional, limit, referral)
+        return wire, list(used.items())
 
     def _pack(
         self,
@@ -482,6 +485,7 @@ class Answerer:
         authority: list[_RRset],
         additional: list[_RRset],
         limit: int | None,
+        glue_required: bool = False,
     ) -> bytes:
         flags = self._header(req, rcode, aa=aa)
         opt = self._opt(req, rcode)
@@ -507,7 +511,7 @@ class Answerer:
             for i in (2, 1, 0):
                 if sections[i]:
                     sections[i].pop()
-                    truncated = truncated or i < 2
+                    truncated = truncated or i < 2 or glue_required
                     break
             else:
                 break  # only the question and OPT left: send that

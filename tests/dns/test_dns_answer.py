@@ -417,3 +417,14 @@ def test_additional_sets_given_once() -> None:
     text += "ns A 10.0.0.1\nns A 10.0.0.2\n"
     reply = ask(Answerer([load_zone(text)]), "t", "ANY")
     assert [(s.name.to_text(), len(s)) for s in reply.additional] == [("ns.t.", 2)]
+
+
+def test_referral_that_loses_glue_is_truncated() -> None:
+    text = "$ORIGIN t.\n$TTL 60\n@ SOA ns h 1 2 3 4 5\n"
+    text += "".join(f"sub NS ns{i}.sub\nns{i}.sub AAAA 2001:db8::{i}\n" for i in range(14))
+    answerer = Answerer([load_zone(text)])
+    reply = ask(answerer, "www.sub.t", udp_limit=512)
+    assert reply.flags & dns.flags.TC and not reply.flags & dns.flags.AA
+    assert len(reply.authority[0]) == 14
+    full = ask(answerer, "www.sub.t", udp_limit=None)
+    assert not full.flags & dns.flags.TC and len(full.additional) == 14
