@@ -166,11 +166,41 @@ def encode_value(value: object) -> bytes:
 
 _LEN1 = [bytes((n,)) for n in range(251)]
 _HEADER = struct.Struct("<I")
-# Engines hand back the same (hashable, frozen) column objects for a repeated statement shape,
-# so their encoded definitions are cached; the cache is simply dropped when it grows too big.
+# Engines hand back the same (hashable, frozen) column objects, often the very same list, for a
+# repeated statement shape, so encoded definitions are cached by the list's identity (holding
+# the list, so its id cannot be reused) and by column; both caches are dropped when too big.
+_COLUMNS_CACHE: dict[int, tuple[object, list[bytes]]] = {}
 _COLUMN_CACHE: dict[Any, bytes] = {}
-_COLUMN_CACHE_LIMIT = 4096
-_OK_EOF = {status: ok_packet(0, 0, status, 0, header=0xFE) for status in range(4)}
+_CACHE_LIMIT = 4096
+_OK_EOF = {status: ok_packet(0, 0, status, 0, header=0xFE) for status in range(16)}
+_EOF = {status: eof_packet(status, 0) for status in range(16)}
+
+
+def _definitions(columns: Sequence[ColumnLike] | Sequence[bytes]) -> list[bytes]:
+    """The column count packet and the encoded definitions of ``columns``."""
+    hit = _COLUMNS_CACHE.get(id(columns))
+    if hit is not None and hit[0] is columns:
+        return hit[1]
+    cache = _COLUMN_CACHE
+    payloads = [lenenc_int(len(columns))]
+    for col in columns:
+        if isinstance(col, bytes):
+            payloads.append(col)
+            continue
+        try:
+            cached = cache.get(col)
+        except TypeError:  # an unhashable column object: encode it every time
+            payloads.append(column_definition(col))
+            continue
+        if cached is None:
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
+            cached = cache[col] = column_definition(col)
+        payloads.append(cached)
+    if len(_COLUMNS_CACHE) >= _CACHE_LIMIT:
+        _COLUMNS_CACHE.clear()
+    _COLUMNS_CACHE[id(columns)] = (columns, payloads)
+    return payloads
 
 
 def append_result_set(
@@ -184,31 +214,20 @@ def append_result_set(
 ) -> int:
     """Append a whole text result set to ``out``; return the next sequence id.
 
-    ``columns`` may be :class:`Column` objects or their encoded definitions (callers that send
-    the same columns repeatedly can cache :func:`column_definition`). Each row is framed in
-    place in ``out`` so a result costs no per-packet allocations beyond the values themselves.
+    ``columns`` may be column objects or their encoded definitions; they must not change once
+    sent (their encoding is cached). Each row is framed in place in ``out`` so a result costs
+    no per-packet allocations beyond the values themselves.
     """
-    seq = append_packet(out, lenenc_int(len(columns)), seq)
-    cache = _COLUMN_CACHE
-    for col in columns:
-        if isinstance(col, bytes):
-            definition = col
-        else:
-            try:
-                cached = cache.get(col)
-            except TypeError:  # an unhashable column object: encode it every time
-                cached = column_definition(col)
-            if cached is None:
-                if len(cache) >= _COLUMN_CACHE_LIMIT:
-                    cache.clear()
-                cached = cache[col] = column_definition(col)
-            definition = cached
-        seq = append_packet(out, definition, seq)
+    header = _HEADER
+    for payload in _definitions(columns):
+        out += header.pack(len(payload) | (seq << 24))
+        out += payload
+        seq = (seq + 1) & 0xFF
     if not deprecate_eof:
-        seq = append_packet(out, eof_packet(status, warnings), seq)
+        eof = _EOF.get(status) if not warnings else None
+        seq = append_packet(out, eof or eof_packet(status, warnings), seq)
     encoders = _ENCODERS
     len1 = _LEN1
-    header = _HEADER
     for row in rows:
         start = len(out)
         out += b"\0\0\0\0"
@@ -230,7 +249,8 @@ def append_result_set(
             del out[start:]
             seq = append_packet(out, payload, seq)
     if not deprecate_eof:
-        return append_packet(out, eof_packet(status, warnings), seq)
+        eof = _EOF.get(status) if not warnings else None
+        return append_packet(out, eof or eof_packet(status, warnings), seq)
     end = _OK_EOF.get(status) if not warnings else None
     if end is None:
         end = ok_packet(0, 0, status, warnings, header=0xFE)
