@@ -17,7 +17,8 @@ into the reply packet the way BIND and NSD answer as authoritative servers:
   a version above 0 gets BADVERS. EDNS options (COOKIE, padding...) are ignored.
 - Over UDP the reply is cut to whole RRsets that fit the client's limit (512 without
   EDNS0, else its advertised size, at most the server's own ``udp_limit``); TC is set when
-  an answer or authority RRset had to go, or a referral's glue (RFC 9471). Over TCP (``udp_limit=None``) nothing is cut.
+  an answer or authority RRset had to go, or a referral's glue (RFC 9471). Over TCP
+  (``udp_limit=None``) nothing is cut.
 - Round robin: every RRset of more than one record is given rotated by one more position
   each time it goes into a reply (BIND's ``rrset-order cyclic``), counted per RRset.
 - Positive answers carry no authority section (BIND's ``minimal-responses``); NS, MX and
