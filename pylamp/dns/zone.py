@@ -370,9 +370,9 @@ def load_zone(text: str, *, origin: str | None = None, filename: str = "<zone>")
             if directive == "$ORIGIN":
                 if len(toks) != 2:
                     raise err("$ORIGIN needs one name")
-                cur_origin = _name(toks[1].text, cur_origin or ".", err)
-                if not toks[1].text.endswith(".") and cur_origin is None:
+                if cur_origin is None and not toks[1].text.endswith("."):
                     raise err("relative $ORIGIN before any origin is known")
+                cur_origin = _name(toks[1].text, cur_origin or ".", err)
                 if zone_origin is None:
                     zone_origin = cur_origin
             elif directive == "$TTL":

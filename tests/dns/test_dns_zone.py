@@ -88,6 +88,7 @@ def test_txt_escapes_round_trip() -> None:
         (_zone("$INCLUDE other.zone\n"), 4, "unsupported directive"),
         (_zone("www 60\n"), 4, "missing record type"),
         (_zone("www SRV 1 2 70000 x\n"), 4, "bad SRV port"),
+        ("$ORIGIN foo\n@ 60 SOA a b 1 2 3 4 5\n", 1, "relative $ORIGIN before any origin"),
         ("$ORIGIN foo.com.\nwww A 1.2.3.4\n@ SOA a b 1 2 3 4 5\n", 2, "no TTL"),
     ],
 )
