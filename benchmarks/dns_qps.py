@@ -144,6 +144,11 @@ def pylamp_server(zone: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
 @contextlib.contextmanager
 def bind_server(zone: Path, workdir: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     port = free_port()
+    # Root hints on loopback and no DNSSEC validation: named must not try to reach the real
+    # root servers (priming queries, the root trust anchor), since only loopback is ours.
+    (workdir / "root.hints").write_text(
+        ". 3600000 NS a.root.local.\na.root.local. 3600000 A 127.0.0.9\n"
+    )
     conf = workdir / "named.conf"
     conf.write_text(
         f"""options {{
@@ -153,11 +158,13 @@ def bind_server(zone: Path, workdir: Path) -> Iterator[tuple[int, subprocess.Pop
     listen-on port {port} {{ 127.0.0.1; }};
     listen-on-v6 {{ none; }};
     recursion no;
+    dnssec-validation no;
     allow-query {{ any; }};
     rrset-order {{ order cyclic; }};
     querylog no;
 }};
 controls {{ }};
+zone "." {{ type hint; file "{workdir}/root.hints"; }};
 zone "foo.com" {{ type primary; file "{zone}"; }};
 """
     )
