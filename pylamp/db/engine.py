@@ -87,6 +87,8 @@ class BinlogWriter(Protocol):
         self, db: str, statements: Sequence[Any], timestamp: float, *, ddl: bool = False
     ) -> tuple[str, int]: ...
 
+    def position(self) -> tuple[str, int]: ...
+
 
 class AdminHandler(Protocol):
     """Runs binlog/replication admin statements (SHOW MASTER STATUS, FLUSH LOGS, ...)."""
@@ -425,6 +427,20 @@ class Engine:
             self._compiled.clear()
             self._shapes.clear()
             self._catalog.clear()
+
+    def store_positions(self, position: tuple[str, int]) -> None:
+        """Store ``position`` as every database's binlog position (after RESET MASTER)."""
+        for db in self.databases():
+            conn = sqlite3.connect(str(self.db_path(db)), isolation_level=None)
+            try:
+                conn.execute("PRAGMA busy_timeout = 10000")
+                conn.execute(
+                    "INSERT OR REPLACE INTO _pylamp_meta (k, v) VALUES "
+                    "('binlog_file', ?), ('binlog_pos', ?)",
+                    position,
+                )
+            finally:
+                conn.close()
 
     def positions(self) -> dict[str, tuple[str, int] | None]:
         """Each database's stored binlog position (end of the last transaction applied)."""
@@ -2188,7 +2204,25 @@ class Session:
             if command.kind == "show_slave_status":
                 return _text_result(["Slave_IO_State"], [])
             raise SqlError(1381, "You are not using binary logging")
+        if command.kind == "reset_master":
+            return self._reset_master(command)
         return self.engine.admin(command)
+
+    def _reset_master(self, command: AdminCommand) -> ResultSet | Ok:
+        # (db-binlog) RESET MASTER restarts the binlog at .000001: positions stored before it
+        # would compare after the new log's transactions and make crash recovery skip them.
+        # Under the writer lock (no commit in between), every database moves to the new start.
+        assert self.engine.admin is not None
+        self._implicit_commit()
+        if not self.engine.writer_lock.acquire(timeout=_LOCK_WAIT_TIMEOUT):
+            raise SqlError(1205, "Lock wait timeout exceeded; try restarting transaction")
+        try:
+            result = self.engine.admin(command)
+            if self.engine.binlog is not None:
+                self.engine.store_positions(self.engine.binlog.position())
+        finally:
+            self.engine.writer_lock.release()
+        return result
 
     def _execute_other(self, stmt: str) -> Ok | ResultSet:
         word = sqlmod.first_word(stmt)
