@@ -314,3 +314,25 @@ def test_logged_but_uncommitted_transaction_is_reapplied(tmp_path: Path) -> None
             cur.execute("SELECT id, v FROM t ORDER BY id")
             assert cur.fetchall() == ((1, "uno"), (2, "two"))
         server.stop()
+
+
+def test_crash_window_after_reset_master(tmp_path: Path) -> None:
+    """RESET MASTER restarts the numbering at .000001: positions stored before it must not
+    make recovery skip a transaction logged after it."""
+    data = tmp_path / "db"
+    server = DbProcess(data)
+    with server.connect(None) as conn, conn.cursor() as cur:
+        cur.execute("CREATE DATABASE crash")
+        cur.execute("CREATE TABLE crash.t (id INT PRIMARY KEY)")
+        for i in range(3):
+            cur.execute("FLUSH LOGS")
+            cur.execute("INSERT INTO crash.t VALUES (%s)", (i,))
+        cur.execute("RESET MASTER")
+    server.stop()
+    newest, _ = _crash_tail(data, ["INSERT INTO t VALUES (7)"])
+    assert newest.name == "db1-bin.000001"
+    server = DbProcess(data)
+    with server.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT id FROM t ORDER BY id")
+        assert cur.fetchall() == ((0,), (1,), (2,), (7,))
+    server.stop()
