@@ -9,6 +9,8 @@ into the reply packet the way BIND and NSD answer as authoritative servers:
 - NXDOMAIN and NODATA carry the zone's SOA in the authority section with the TTL
   min(SOA TTL, SOA minimum) (RFC 2308).
 - A name below a zone cut gets a referral (AA clear, NS in authority, glue in additional).
+- A name that does not exist is answered from the wildcard ``*.<closest encloser>`` if
+  the zone has one (RFC 4592), with the query's name as owner.
 - REFUSED outside our zones or classes, NOTIMP for opcodes other than QUERY and for the
   mail meta types, FORMERR for packets that parse but are malformed (not exactly one
   question, records in the answer or authority section, several or misplaced OPT),
@@ -420,13 +422,15 @@ class Answerer:
 
         used: dict[int, int] = {}
 
-        def rrset(name: str, rtype: int) -> _RRset:
+        def rrset(name: str, rtype: int, owner: str | None = None) -> _RRset:
             rrs, index = self._effective(data.zone, name, rtype)
-            if index is None:
-                return rrs
-            used[index] = len(rrs)
-            k = rotation(index) % len(rrs)
-            return rrs[k:] + rrs[:k]
+            if index is not None:
+                used[index] = len(rrs)
+                k = rotation(index) % len(rrs)
+                rrs = rrs[k:] + rrs[:k]
+            if owner is not None:  # synthesised from a wildcard (RFC 4592)
+                rrs = tuple(RR(owner, rr.rtype, rr.rclass, rr.ttl, rr.rdata) for rr in rrs)
+            return rrs
 
         zone = data.zone
         answer: list[_RRset] = []
@@ -444,13 +448,17 @@ class Answerer:
                 authority.append(ns)
                 additional.extend(self._glue(zone, ns, rrset))
                 break
+            owner: str | None = None
+            source: str | None = name
             if name not in zone.names:
+                source, owner = self._wildcard(zone, name), name
+            if source is None:
                 rcode = _RCODE_NXDOMAIN
                 authority.append(self._negative_soa(zone))
                 break
-            cname = zone.rrsets.get((name, QTYPE.CNAME))
+            cname = zone.rrsets.get((source, QTYPE.CNAME))
             if cname is not None and req.qtype not in (QTYPE.CNAME, _QTYPE_ANY):
-                answer.append(cname)
+                answer.append(rrset(source, QTYPE.CNAME, owner))
                 seen.add(name)
                 target = str(cname[0].rdata.label).lower()
                 if target in seen or len(seen) > _CNAME_CHAIN_LIMIT or not zone.contains(target):
@@ -458,9 +466,9 @@ class Answerer:
                 name = target
                 continue
             if req.qtype == _QTYPE_ANY:
-                found = [rrset(name, t) for t in data.types_at.get(name, ())]
+                found = [rrset(source, t, owner) for t in data.types_at.get(source, ())]
             else:
-                found = [s for s in (rrset(name, req.qtype),) if s]
+                found = [s for s in (rrset(source, req.qtype, owner),) if s]
             if not found:
                 authority.append(self._negative_soa(zone))
                 break
@@ -543,6 +551,16 @@ class Answerer:
             if candidate in data.cuts:
                 return candidate
         return None
+
+    @staticmethod
+    def _wildcard(zone: Zone, name: str) -> str | None:
+        """The wildcard ``*.<closest encloser>`` that covers a missing ``name``, if the zone
+        has one (RFC 4592: only the closest existing ancestor's wildcard applies)."""
+        encloser = name
+        while encloser not in zone.names:
+            encloser = encloser.split(".", 1)[1] or "."
+        source = "*." + encloser if encloser != "." else "*."
+        return source if source in zone.names else None
 
     @staticmethod
     def _negative_soa(zone: Zone) -> _RRset:

@@ -34,6 +34,8 @@ _http._tcp      IN      SRV     0 5 8080 www
 v6              IN      AAAA    2001:db8::1
 sub             IN      NS      ns.sub
 ns.sub          IN      A       127.0.5.1
+*.wild          IN      A       127.0.6.1
+*.wild          IN      A       127.0.6.2
 """
 
 

@@ -293,6 +293,7 @@ _NAMES = [
     "deep.foo.com",
     "away.foo.com",
     "mail.foo.com",
+    "a.b.wild.foo.com",
     "www.example.org",
 ]
 _TYPES = ["A", "AAAA", "NS", "MX", "SOA", "TXT", "SRV", "CNAME", "ANY", "PTR", "MAILA", "TYPE99"]
@@ -428,3 +429,24 @@ def test_referral_that_loses_glue_is_truncated() -> None:
     assert len(reply.authority[0]) == 14
     full = ask(answerer, "www.sub.t", udp_limit=None)
     assert not full.flags & dns.flags.TC and len(full.additional) == 14
+
+
+def test_wildcards_rfc4592() -> None:
+    text = "$ORIGIN w.\n$TTL 60\n@ SOA ns h 1 2 3 4 5\n* A 10.0.0.1\n* A 10.0.0.2\n"
+    text += "*.alias CNAME host\nhost A 10.0.0.9\nreal TXT x\n*.sub.real TXT y\n"
+    answerer = Answerer([load_zone(text)])
+    reply = ask(answerer, "AnY.w")
+    assert reply.rcode() == dns.rcode.NOERROR and reply.flags & dns.flags.AA
+    assert reply.answer[0].name.to_text() == "AnY.w."
+    assert sorted(rr.address for rr in reply.answer[0]) == ["10.0.0.1", "10.0.0.2"]
+    assert ask(answerer, "a.b.c.w").answer[0].name.to_text() == "a.b.c.w."
+    chased = ask(answerer, "x.alias.w")
+    assert texts(chased.answer) == ["x.alias.w. 60 IN CNAME host.w.", "host.w. 60 IN A 10.0.0.9"]
+    nodata = ask(answerer, "any.w", "MX")
+    assert nodata.rcode() == dns.rcode.NOERROR and nodata.answer == []
+    assert nodata.authority[0].rdtype == dns.rdatatype.SOA
+    # Existing names and their descendants' closest encloser block the apex wildcard.
+    assert ask(answerer, "real.w").rcode() == dns.rcode.NOERROR
+    assert ask(answerer, "real.w").answer == []
+    assert ask(answerer, "x.real.w").rcode() == dns.rcode.NXDOMAIN
+    assert texts(ask(answerer, "x.sub.real.w", "TXT").answer) == ['x.sub.real.w. 60 IN TXT "y"']
