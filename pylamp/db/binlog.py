@@ -426,11 +426,11 @@ class Binlog:
                 yield pos, event
                 pos += event.header.event_size
 
-    def events_from(self, start: Position) -> Iterator[tuple[Position, Event]]:
-        """Yield events from ``start`` to the current end, crossing into later files.
-
-        This is what a replica's binlog dump streams; each event comes with its position.
+    def events_from(self, start: tuple[str, int]) -> Iterator[tuple[Position, Event]]:
+        """Yield events from ``start`` (file, offset) to the current end, crossing into later
+        files. This is what a replica's binlog dump streams; each event comes with its position.
         """
+        start = Position(*start)
         with self._lock:
             files = list(self._files)
         if start.file not in files:
