@@ -23,6 +23,8 @@ __all__ = [
     "SERVER_STATUS_AUTOCOMMIT",
     "SERVER_STATUS_IN_TRANS",
     "ColumnLike",
+    "append_result_end",
+    "append_result_header",
     "append_result_set",
     "column_definition",
     "encode_value",
@@ -203,6 +205,39 @@ def _definitions(columns: Sequence[ColumnLike] | Sequence[bytes]) -> list[bytes]
     return payloads
 
 
+def append_result_header(
+    out: bytearray,
+    seq: int,
+    columns: Sequence[ColumnLike] | Sequence[bytes],
+    status: int,
+    warnings: int,
+    deprecate_eof: bool,
+) -> int:
+    """Append a result set's column count, definitions and (before CLIENT_DEPRECATE_EOF) EOF."""
+    header = _HEADER
+    for payload in _definitions(columns):
+        out += header.pack(len(payload) | (seq << 24))
+        out += payload
+        seq = (seq + 1) & 0xFF
+    if not deprecate_eof:
+        eof = _EOF.get(status) if not warnings else None
+        seq = append_packet(out, eof or eof_packet(status, warnings), seq)
+    return seq
+
+
+def append_result_end(
+    out: bytearray, seq: int, status: int, warnings: int, deprecate_eof: bool
+) -> int:
+    """Append the terminator after a result set's rows: EOF, or OK-as-EOF (0xFE header)."""
+    if not deprecate_eof:
+        eof = _EOF.get(status) if not warnings else None
+        return append_packet(out, eof or eof_packet(status, warnings), seq)
+    end = _OK_EOF.get(status) if not warnings else None
+    if end is None:
+        end = ok_packet(0, 0, status, warnings, header=0xFE)
+    return append_packet(out, end, seq)
+
+
 def append_result_set(
     out: bytearray,
     seq: int,
@@ -218,16 +253,10 @@ def append_result_set(
     sent (their encoding is cached). Each row is framed in place in ``out`` so a result costs
     no per-packet allocations beyond the values themselves.
     """
-    header = _HEADER
-    for payload in _definitions(columns):
-        out += header.pack(len(payload) | (seq << 24))
-        out += payload
-        seq = (seq + 1) & 0xFF
-    if not deprecate_eof:
-        eof = _EOF.get(status) if not warnings else None
-        seq = append_packet(out, eof or eof_packet(status, warnings), seq)
+    seq = append_result_header(out, seq, columns, status, warnings, deprecate_eof)
     encoders = _ENCODERS
     len1 = _LEN1
+    header = _HEADER
     for row in rows:
         start = len(out)
         out += b"\0\0\0\0"
@@ -248,10 +277,4 @@ def append_result_set(
             payload = bytes(out[start + 4 :])
             del out[start:]
             seq = append_packet(out, payload, seq)
-    if not deprecate_eof:
-        eof = _EOF.get(status) if not warnings else None
-        return append_packet(out, eof or eof_packet(status, warnings), seq)
-    end = _OK_EOF.get(status) if not warnings else None
-    if end is None:
-        end = ok_packet(0, 0, status, warnings, header=0xFE)
-    return append_packet(out, end, seq)
+    return append_result_end(out, seq, status, warnings, deprecate_eof)
