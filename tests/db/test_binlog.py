@@ -299,3 +299,24 @@ def test_failed_sync_takes_the_write_back(tmp_path: Path, monkeypatch: pytest.Mo
         monkeypatch.undo()
         b.append_transaction("a", ["INSERT INTO t VALUES (3)"], T0)
         assert _statements(b) == [("INSERT INTO t VALUES (1)",), ("INSERT INTO t VALUES (3)",)]
+
+
+@pytest.mark.parametrize(("sync", "expected"), [(1, 7), (3, 2), (0, 0)])
+def test_sync_binlog_counts_commits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sync: int, expected: int
+) -> None:
+    import pylamp.db.binlog as binlog_module
+
+    calls: list[int] = []
+    real = binlog_module.os.fdatasync
+
+    def counting(fd: int) -> None:
+        calls.append(fd)
+        real(fd)
+
+    with Binlog(tmp_path, "s", 1, sync=sync) as b:
+        monkeypatch.setattr(binlog_module.os, "fdatasync", counting)
+        for i in range(7):
+            b.append_transaction("a", [f"INSERT INTO t VALUES ({i})"], T0)
+        monkeypatch.undo()
+    assert len(calls) == expected
