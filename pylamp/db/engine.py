@@ -574,6 +574,8 @@ class Session:
         self.session_vars: dict[str, Any] = {}
         self.warnings: list[tuple[str, int, str]] = []
         self.replaying = False
+        self.replay_end: tuple[str, int] | None = None
+        """While replaying: the end position of the transaction being applied."""
         self._holds_writer = False
         self._txn_statements: list[tuple[str, str]] = []
         self._txn_dbs: set[str] = set()
@@ -1455,7 +1457,9 @@ class Session:
                 raise SqlError(1102, f"Incorrect database name '{name}'")
             with self._writer():
                 position = (
-                    self._log([(self.db or "", stmt)], ddl=True) if not self.replaying else None
+                    self._log([(self.db or "", stmt)], ddl=True)
+                    if not self.replaying
+                    else self.replay_end
                 )
                 self._create_db_file(name, position)
             self.engine.bump_epoch(name)
@@ -2147,6 +2151,8 @@ class Session:
             privs = _parse_privileges(m.group(2))
             target = m.group(3)
             db = _grant_db(target)
+            if db != "*" and re.fullmatch(r"ALL(?:\s+PRIVILEGES)?", m.group(2).strip(), re.I):
+                privs = [p for p in privs if p not in GLOBAL_ONLY]
             if m.group(7):
                 privs.append("GRANT OPTION")
             for p in privs:
@@ -2250,6 +2256,7 @@ class Session:
         applied = False
         stmts = [(getattr(s, "db", None), getattr(s, "sql", s)) for s in txn.statements]
         self._now = float(getattr(txn, "timestamp", 0.0))
+        self.replay_end = end
         ddl = getattr(txn, "xid", 1) is None
         try:
             for db, text in stmts:

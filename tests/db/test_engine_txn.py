@@ -1,0 +1,249 @@
+"""Transactions, the binlog commit hook, crash recovery, concurrency and read-only mode."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pylamp.db.binlog import Binlog
+from pylamp.db.engine import Engine, Session, apply_statement
+from pylamp.db.results import ResultSet, SqlError
+
+CLOCK = 1_700_000_000.0
+
+
+@pytest.fixture
+def binlog(tmp_path: Path) -> Iterator[Binlog]:
+    log = Binlog(tmp_path, "db1", 1, sync=1)
+    yield log
+    log.close()
+
+
+@pytest.fixture
+def engine(tmp_path: Path, binlog: Binlog) -> Iterator[Engine]:
+    eng = Engine(tmp_path, binlog=binlog, clock=lambda: CLOCK)
+    yield eng
+    eng.close()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    s = engine.open_session("root", "127.0.0.1")
+    s.execute("CREATE DATABASE shop; USE shop")
+    s.execute("CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(20), at DATETIME)")
+    yield s
+    s.close()
+
+
+def logged(binlog: Binlog) -> list[tuple[list[str], bool]]:
+    """Every logged transaction as (statements, is_ddl)."""
+    return [
+        ([s.sql for s in txn.statements], txn.xid is None)
+        for txn in binlog.transactions_after(None)
+    ]
+
+
+def count(session: Session, table: str = "t") -> int:
+    result = session.execute(f"SELECT COUNT(*) FROM {table}")[0]
+    assert isinstance(result, ResultSet)
+    return int(result.rows[0][0])
+
+
+def stored_position(engine: Engine, db: str) -> Any:
+    return engine.positions()[db]
+
+
+def test_autocommit_write_is_logged_before_commit_with_its_position(
+    engine: Engine, session: Session, binlog: Binlog
+) -> None:
+    session.execute("INSERT INTO t (v, at) VALUES ('a', NOW())")
+    txns = logged(binlog)
+    assert txns[0] == (["CREATE DATABASE shop"], True)
+    assert txns[1][1] is True and txns[1][0][0].startswith("CREATE TABLE t")
+    stmts, ddl = txns[2]
+    assert not ddl
+    # NOW() was replaced by the statement's time, so replay gives the same row
+    assert stmts == ["INSERT INTO t (v, at) VALUES ('a', '" + _local(CLOCK) + "')"]
+    assert stored_position(engine, "shop") == tuple(binlog.position())
+
+
+def test_reads_and_failed_writes_are_not_logged(session: Session, binlog: Binlog) -> None:
+    before = len(logged(binlog))
+    session.execute("SELECT * FROM t")
+    with pytest.raises(SqlError):
+        session.execute("INSERT INTO t (nope) VALUES (1)")
+    session.execute("UPDATE t SET v = 'x' WHERE id = 12345")  # changes nothing
+    assert len(logged(binlog)) == before
+
+
+def test_explicit_transaction_commit_and_rollback(
+    engine: Engine, session: Session, binlog: Binlog
+) -> None:
+    before = len(logged(binlog))
+    session.execute("BEGIN")
+    assert session.in_transaction
+    session.execute("INSERT INTO t (v) VALUES ('r1')")
+    session.execute("INSERT INTO t (v) VALUES ('r2')")
+    session.execute("ROLLBACK")
+    assert not session.in_transaction
+    assert count(session) == 0
+    assert len(logged(binlog)) == before
+
+    session.execute("START TRANSACTION")
+    session.execute("INSERT INTO t (v) VALUES ('c1')")
+    session.execute("UPDATE t SET v = 'c2' WHERE v = 'c1'")
+    assert len(logged(binlog)) == before  # nothing until COMMIT
+    session.execute("COMMIT")
+    stmts, ddl = logged(binlog)[-1]
+    assert not ddl
+    assert stmts == ["INSERT INTO t (v) VALUES ('c1')", "UPDATE t SET v = 'c2' WHERE v = 'c1'"]
+    assert count(session) == 1
+
+
+def test_autocommit_off_starts_transactions(engine: Engine, session: Session) -> None:
+    session.execute("SET autocommit = 0")
+    session.execute("INSERT INTO t (v) VALUES ('x')")
+    other = engine.open_session("root", "127.0.0.1")
+    other.use("shop")
+    assert count(other) == 0  # not committed yet
+    session.execute("COMMIT")
+    assert count(other) == 1
+    session.execute("INSERT INTO t (v) VALUES ('y')")
+    session.execute("SET autocommit = 1")  # commits implicitly, as MySQL does
+    assert count(other) == 2
+    other.close()
+
+
+def test_ddl_commits_the_open_transaction(session: Session, binlog: Binlog) -> None:
+    session.execute("BEGIN")
+    session.execute("INSERT INTO t (v) VALUES ('x')")
+    session.execute("CREATE TABLE u (a INT)")
+    assert not session.in_transaction
+    txns = logged(binlog)
+    assert txns[-2] == (["INSERT INTO t (v) VALUES ('x')"], False)
+    assert txns[-1] == (["CREATE TABLE u (a INT)"], True)
+
+
+def test_close_rolls_back(engine: Engine, session: Session) -> None:
+    other = engine.open_session("root", "127.0.0.1")
+    other.use("shop")
+    other.execute("BEGIN")
+    other.execute("INSERT INTO t (v) VALUES ('lost')")
+    other.close()
+    assert count(session) == 0
+    # and the writer lock was released: this write does not wait
+    session.execute("INSERT INTO t (v) VALUES ('kept')")
+    assert count(session) == 1
+
+
+def test_reads_do_not_wait_for_a_writer_and_writers_queue(engine: Engine, session: Session) -> None:
+    session.execute("INSERT INTO t (v) VALUES ('old')")
+    writer = engine.open_session("root", "127.0.0.1")
+    writer.use("shop")
+    writer.execute("BEGIN")
+    writer.execute("UPDATE t SET v = 'new'")
+    # a reader is not blocked by the open write transaction and sees committed data
+    result = session.execute("SELECT v FROM t")[0]
+    assert isinstance(result, ResultSet) and result.rows == [("old",)]
+    # a second writer waits for the first
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        s2 = engine.open_session("root", "127.0.0.1")
+        try:
+            s2.use("shop")
+            s2.execute("INSERT INTO t (v) VALUES ('second')")
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+        finally:
+            s2.close()
+            done.set()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    assert not done.wait(0.3)  # still queued behind the open transaction
+    writer.execute("COMMIT")
+    assert done.wait(10)
+    thread.join()
+    assert not errors
+    result = session.execute("SELECT v FROM t ORDER BY id")[0]
+    assert isinstance(result, ResultSet) and result.rows == [("new",), ("second",)]
+    writer.close()
+
+
+def test_recovery_reapplies_logged_transactions_exactly_once(tmp_path: Path) -> None:
+    binlog = Binlog(tmp_path, "db1", 1, sync=1)
+    engine = Engine(tmp_path, binlog=binlog, clock=lambda: CLOCK)
+    s = engine.open_session("root", "127.0.0.1")
+    s.execute("CREATE DATABASE shop; USE shop; CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+    s.execute("INSERT INTO t VALUES (1, 10)")
+    s.close()
+    # a crash after the binlog append but before SQLite's commit: the log has more
+    binlog.append_transaction("shop", ["INSERT INTO t VALUES (2, 20)"], CLOCK)
+    binlog.append_transaction(
+        "shop", ["UPDATE t SET v = v + 1 WHERE id = 1", "INSERT INTO t VALUES (3, 30)"], CLOCK
+    )
+    binlog.append_transaction("shop", ["CREATE TABLE u (a INT)"], CLOCK, ddl=True)
+    binlog.append_transaction("", ["CREATE DATABASE other"], CLOCK, ddl=True)
+    assert engine.recover(binlog.transactions_after) == 4
+    assert engine.recover(binlog.transactions_after) == 0  # nothing twice
+    s = engine.open_session("root", "127.0.0.1")
+    s.use("shop")
+    result = s.execute("SELECT id, v FROM t ORDER BY id")[0]
+    assert isinstance(result, ResultSet) and result.rows == [(1, 11), (2, 20), (3, 30)]
+    assert s.execute("SHOW TABLES")[0].rows == [("t",), ("u",)]  # type: ignore[union-attr]
+    assert engine.db_exists("other")
+    # shop's position is the end of the last transaction that touched it
+    txns = list(binlog.transactions_after(None))
+    assert engine.positions()["shop"] == tuple(txns[-2].end)
+    assert engine.positions()["other"] == tuple(txns[-1].end)
+    s.close()
+    engine.close()
+    binlog.close()
+
+
+def test_apply_statement_is_the_shared_path(engine: Engine, session: Session) -> None:
+    applier = engine.open_session("root", "127.0.0.1")
+    apply_statement(applier, "shop", "INSERT INTO t (v) VALUES ('applied')")
+    assert count(session) == 1
+    applier.close()
+
+
+def test_read_only_mode(tmp_path: Path) -> None:
+    engine = Engine(tmp_path, read_only=True)
+    root = engine.open_session("root", "127.0.0.1")
+    root.execute("CREATE DATABASE shop")  # SUPER may still write, as in MySQL
+    root.execute("CREATE USER 'app'@'%' IDENTIFIED BY 'pw'")
+    root.execute("GRANT ALL ON shop.* TO 'app'@'%'")
+    root.execute("CREATE TABLE shop.t (a INT)")
+    app = engine.open_session("app", "10.0.0.5")
+    app.use("shop")
+    with pytest.raises(SqlError) as err:
+        app.execute("INSERT INTO t VALUES (1)")
+    assert err.value.errno == 1290
+    with pytest.raises(SqlError) as err:
+        app.execute("CREATE TABLE u (a INT)")
+    assert err.value.errno == 1290
+    assert app.execute("SELECT COUNT(*) FROM t")[0].rows == [(0,)]  # type: ignore[union-attr]
+    assert app.execute("SELECT @@read_only")[0].rows == [(1,)]  # type: ignore[union-attr]
+    app.close()
+    root.close()
+    engine.close()
+
+
+def test_wal_mode_and_relaxed_sync(engine: Engine, session: Session) -> None:
+    conn = sqlite3.connect(str(engine.db_path("shop")))
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+def _local(ts: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
