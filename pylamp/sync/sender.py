@@ -28,7 +28,7 @@ import socket
 import ssl
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -284,21 +284,27 @@ class SyncSession:
         land in ``stats.errors``; a failure of the whole push raises."""
         excl = Excluder(excludes)
         src_s = os.fspath(src)
+        scope: list[str] | None = None
         if paths is None or self.manifest is None:
-            tree = (await asyncio.to_thread(scan, src_s, excl, checksum=checksum)).entries
-            scope = None
+            tree = asyncio.ensure_future(_scan_entries(src_s, excl, checksum))
         else:
             scope = [p.strip("/") or "." for p in paths]
-            tree = await asyncio.to_thread(scan_paths, src_s, scope, excl, checksum=checksum)
+            tree = asyncio.ensure_future(
+                asyncio.to_thread(scan_paths, src_s, scope, excl, checksum=checksum)
+            )
         opts = PushOptions(checksum, excl, delete, delay_updates, whole_file)
-        return await self.push_tree(
-            src_s, tree, opts, scope=scope, refresh=refresh, progress=progress
-        )
+        try:
+            return await self.push_tree(
+                src_s, tree, opts, scope=scope, refresh=refresh, progress=progress
+            )
+        finally:
+            if not tree.done():
+                tree.cancel()
 
     async def push_tree(
         self,
         src: str,
-        tree: Manifest,
+        tree: Manifest | Awaitable[Manifest],
         opts: PushOptions,
         *,
         scope: Sequence[str] | None = None,
@@ -306,7 +312,9 @@ class SyncSession:
         progress: ProgressCallback | None = None,
         stats: SyncStats | None = None,
     ) -> SyncStats:
-        """Push an already scanned source ``tree`` (see :meth:`push`)."""
+        """Push the scanned source ``tree`` (see :meth:`push`). It may still be scanning
+        (an awaitable): the receiver's file list is asked for first, so both sides scan at
+        the same time."""
         if self._writer is None:
             raise SyncError(f"{self.name}: not connected")
         st = stats if stats is not None else SyncStats(address=self.name)
@@ -318,6 +326,8 @@ class SyncSession:
         try:
             inbox = self._start_round()
             self._send(ev.Begin(want, checksum, opts.delay_updates, opts.excludes.patterns))
+            if not isinstance(tree, dict):
+                tree = await tree
             m: ev.Manifest = await inbox.get(ev.Manifest)
             if m.complete or self.manifest is None:
                 self.manifest = {row[0]: Entry(*row) for row in m.rows}
@@ -535,6 +545,10 @@ class SyncSession:
         await self._drain()
 
 
+async def _scan_entries(src: str, excl: Excluder, checksum: bool) -> Manifest:
+    return (await asyncio.to_thread(scan, src, excl, checksum=checksum)).entries
+
+
 def _digests(src: str, entries: Iterable[Entry]) -> dict[str, str]:
     out = {}
     for e in entries:
@@ -568,7 +582,7 @@ async def push(
     excl = Excluder(excludes)
     opts = PushOptions(checksum, excl, delete, delay_updates, whole_file)
     src_s = os.fspath(src)
-    tree_task = asyncio.ensure_future(asyncio.to_thread(scan, src_s, excl, checksum=checksum))
+    tree_task = asyncio.ensure_future(_scan_entries(src_s, excl, checksum))
 
     async def one(address: str | Address) -> SyncStats:
         st = SyncStats(address=str(address))
@@ -581,10 +595,9 @@ async def push(
         except (OSError, ProtocolError, SyncError, ValueError, ssl.SSLError) as e:
             st.error = _describe(e)
             session = None
-        tree = (await tree_task).entries  # a scan failure is everyone's: it propagates
         if session is not None:
             try:
-                await session.push_tree(src_s, tree, opts, progress=progress, stats=st)
+                await session.push_tree(src_s, tree_task, opts, progress=progress, stats=st)
             except (OSError, ProtocolError, SyncError, ValueError, ssl.SSLError) as e:
                 st.error = _describe(e)
             finally:
@@ -593,7 +606,9 @@ async def push(
         return st
 
     try:
-        return list(await asyncio.gather(*(one(a) for a in addresses)))
+        results = list(await asyncio.gather(*(one(a) for a in addresses)))
+        await tree_task  # a scan failure is everyone's: it propagates
+        return results
     finally:
         if not tree_task.done():
             tree_task.cancel()
