@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import aiomysql
 import pymysql
 import pytest
+from mysql import connector as mysql_connector
 
 from pylamp.db.server import SqlServer
 
@@ -121,3 +123,44 @@ async def test_aiomysql_pool_of_concurrent_connections(server: SqlServer) -> Non
     finally:
         pool.close()
         await pool.wait_closed()
+
+
+@pytest.mark.parametrize("plugin", ["mysql_native_password", "caching_sha2_password"])
+async def test_mysql_connector_python_prepared_statements(server: SqlServer, plugin: str) -> None:
+    """Oracle's Connector/Python (pure Python): auth switch and the binary protocol."""
+
+    def work() -> None:
+        cnx = mysql_connector.connect(
+            host="127.0.0.1",
+            port=server.port,
+            user="root",
+            password=PASSWORD,
+            auth_plugin=plugin,
+            use_pure=True,
+            autocommit=True,
+        )
+        try:
+            cur = cnx.cursor(prepared=True)
+            cur.execute("CREATE DATABASE IF NOT EXISTS ps")
+            cur.execute("USE ps")
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS ev (id INT PRIMARY KEY, name VARCHAR(20), "
+                "score DOUBLE, at DATETIME, raw BLOB)"
+            )
+            cur.execute("DELETE FROM ev")
+            at = datetime.datetime(2024, 5, 6, 7, 8, 9)
+            insert = "INSERT INTO ev (id, name, score, at, raw) VALUES (?, ?, ?, ?, ?)"
+            cur.execute(insert, (1, "o'neil", 2.5, at, b"\x00\xff"))
+            cur.execute(insert, (2, None, None, None, None))
+            assert cur.rowcount == 1
+            cur.execute("SELECT id, name, score, at FROM ev WHERE id >= ? ORDER BY id", (1,))
+            assert cur.fetchall() == [(1, "o'neil", 2.5, at), (2, None, None, None)]
+            cur.execute("SELECT raw FROM ev WHERE id = ?", (1,))
+            assert bytes(cur.fetchone()[0]) == b"\x00\xff"
+            with pytest.raises(mysql_connector.errors.IntegrityError) as info:
+                cur.execute(insert, (1, "again", 0.0, at, b""))
+            assert info.value.errno == 1062
+        finally:
+            cnx.close()
+
+    await asyncio.to_thread(work)

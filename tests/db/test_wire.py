@@ -44,6 +44,7 @@ from pylamp.db.mysql.packets import (
     read_lenenc_bytes,
     read_lenenc_int,
 )
+from pylamp.db.mysql.prepared import find_placeholders, sql_literal
 from pylamp.db.mysql.results import (
     SERVER_MORE_RESULTS_EXISTS,
     SERVER_STATUS_AUTOCOMMIT,
@@ -391,16 +392,19 @@ def test_simple_commands() -> None:
     assert conn.state is State.CLOSED
 
 
-def test_core_answers_unknown_and_prepared_commands_itself() -> None:
+def test_core_answers_unknown_commands_itself() -> None:
     conn = logged_in()
     assert command(conn, b"\x63whatever") is NEED_DATA
     ((seq, payload),) = packets(conn.data_to_send())
     assert seq == 1 and struct.unpack_from("<H", payload, 1)[0] == 1047
-    assert command(conn, b"\x16SELECT ?") is NEED_DATA
+    assert command(conn, b"\x17\x09\0\0\0\0\1\0\0\0") is NEED_DATA  # EXECUTE unknown id
     ((_, payload),) = packets(conn.data_to_send())
-    assert struct.unpack_from("<H", payload, 1)[0] == 1295
+    assert struct.unpack_from("<H", payload, 1)[0] == 1243
     assert command(conn, b"\x19\x01\0\0\0") is NEED_DATA  # COM_STMT_CLOSE: no answer
     assert conn.data_to_send() == b""
+    assert command(conn, b"\x1c\x01\0\0\0\x01\0\0\0") is NEED_DATA  # COM_STMT_FETCH
+    ((_, payload),) = packets(conn.data_to_send())
+    assert struct.unpack_from("<H", payload, 1)[0] == 1421
     assert conn.state is State.COMMAND
 
 
@@ -486,3 +490,95 @@ def test_text_values() -> None:
     assert encode_value(datetime.datetime(2024, 1, 2, 3, 4, 5)) == b"2024-01-02 03:04:05"
     assert encode_value(datetime.timedelta(hours=-1, minutes=-30)) == b"-01:30:00"
     assert encode_value(b"\x00\xff") == b"\x00\xff"
+
+
+# -- prepared statements (binary protocol) ---------------------------------------------------
+
+
+def test_placeholders_skip_quotes_and_comments() -> None:
+    sql = "SELECT ?, '?', \"?\", `?`, 'it''s ?', 'a\\'?' /* ? */ -- ?\n, ? # ?\n"
+    offsets = find_placeholders(sql)
+    assert [sql[i] for i in offsets] == ["?", "?"]
+    assert offsets == [sql.index("?"), sql.index(", ? #") + 2]
+
+
+def test_sql_literals() -> None:
+    assert sql_literal(None) == "NULL" and sql_literal(7) == "7" and sql_literal(1.5) == "1.5"
+    assert sql_literal("it's\\\n") == "'it\\'s\\\\\\n'"
+    assert sql_literal(b"ok") == "'ok'" and sql_literal(b"\xff\x00") == "X'ff00'"
+
+
+def execute_payload(statement_id: int, params: list[tuple[int, bytes | None]]) -> bytes:
+    """COM_STMT_EXECUTE with (type, binary value or None) parameters, types bound."""
+    nulls = bytearray((len(params) + 7) // 8)
+    types = b""
+    values = b""
+    for i, (ptype, raw) in enumerate(params):
+        types += bytes((ptype, 0))
+        if raw is None:
+            nulls[i // 8] |= 1 << (i % 8)
+        else:
+            values += raw
+    head = b"\x17" + struct.pack("<IBI", statement_id, 0, 1)
+    return head + bytes(nulls) + b"\x01" + types + values
+
+
+def test_prepare_execute_and_binary_rows() -> None:
+    conn = logged_in(caps=0)
+    assert command(conn, b"\x16SELECT a, b, c FROM t WHERE a = ? AND b = ? AND c = ?") is NEED_DATA
+    items = packets(conn.data_to_send())
+    statement_id, columns, params = struct.unpack_from("<IHH", items[0][1], 1)
+    assert (columns, params) == (0, 3) and len(items) == 1 + 3 + 1  # params, then EOF
+    payload = execute_payload(
+        statement_id,
+        [(8, struct.pack("<q", -5)), (253, b"\x03x'y"), (6, None)],
+    )
+    event = command(conn, payload)
+    assert event == Query(
+        "SELECT a, b, c FROM t WHERE a = -5 AND b = 'x\\'y' AND c = NULL", prepared=True
+    )
+    cols = [Column("n", LONGLONG, charset=BINARY_CHARSET), Column("s"), Column("d", 12)]
+    conn.send(ResultSet(cols, [(1, "a", "2024-02-03 04:05:06"), (None, None, "not a date")]))
+    items = packets(conn.data_to_send())
+    assert items[0][1] == b"\x03" and items[4][1][0] == 0xFE  # count, 3 definitions, EOF
+    # "d" held a value that is no DATETIME, so it is re-announced as a string column.
+    assert items[3][1][-6] == 253
+    assert items[5][1] == (
+        b"\x00\x00" + struct.pack("<q", 1) + b"\x01a" + b"\x132024-02-03 04:05:06"
+    )
+    assert items[6][1] == b"\x00" + bytes([0b1100]) + b"\x0anot a date"
+    assert items[7][1][0] == 0xFE
+    # Afterwards plain queries get text rows again.
+    command(conn, b"\x03SELECT 1")
+    conn.send(ResultSet([Column("1", LONGLONG)], [(1,)]))
+    assert packets(conn.data_to_send())[3][1] == b"\x011"
+
+
+def test_binary_dates_and_long_data() -> None:
+    conn = logged_in(caps=CLIENT_DEPRECATE_EOF)
+    command(conn, b"\x16INSERT INTO t VALUES (?, ?)")
+    statement_id = struct.unpack_from("<I", packets(conn.data_to_send())[0][1], 1)[0]
+    command(conn, b"\x18" + struct.pack("<IH", statement_id, 1) + b"long ")
+    command(conn, b"\x18" + struct.pack("<IH", statement_id, 1) + b"data")
+    assert conn.data_to_send() == b""  # SEND_LONG_DATA has no answer
+    date = struct.pack("<BHBBBBBI", 11, 2024, 1, 2, 3, 4, 5, 60)
+    payload = execute_payload(statement_id, [(12, date), (252, b"")])
+    assert command(conn, payload) == Query(
+        "INSERT INTO t VALUES ('2024-01-02 03:04:05.000060', 'long data')", prepared=True
+    )
+    conn.send(Ok(1))
+    command(conn, b"\x16SELECT d FROM t")
+    conn.data_to_send()
+    command(conn, b"\x17" + struct.pack("<IBI", statement_id + 1, 0, 1))
+    conn.send(ResultSet([Column("d", 12, charset=BINARY_CHARSET)], [("2024-01-02 03:04:05",)]))
+    row = packets(conn.data_to_send())[2][1]
+    assert row == b"\x00\x00" + struct.pack("<BHBBBBB", 7, 2024, 1, 2, 3, 4, 5)
+
+
+def test_truncated_execute_is_a_protocol_error() -> None:
+    conn = logged_in()
+    command(conn, b"\x16SELECT ?")
+    statement_id = struct.unpack_from("<I", packets(conn.data_to_send())[0][1], 1)[0]
+    send(conn, execute_payload(statement_id, [(8, b"\x01\x02")]), 0)
+    with pytest.raises(ProtocolError):
+        conn.next_event()

@@ -7,8 +7,9 @@ that answers a batch of events writes them with one ``transport.write``. The cor
 the clock, the network or the random source: the nonce and connection id are passed in.
 
 Things the core answers on its own, because they are protocol rather than SQL: the auth switch
-to mysql_native_password, COM_SET_OPTION, COM_STMT_CLOSE (no answer), the prepared statement
-commands (ERR 1295, not supported) and unknown commands (ERR 1047).
+to mysql_native_password, COM_SET_OPTION, the prepared-statement bookkeeping (COM_STMT_PREPARE,
+_CLOSE, _RESET, _SEND_LONG_DATA; COM_STMT_EXECUTE comes out as a Query whose result set is sent
+in the binary row format) and unknown commands (ERR 1047).
 """
 
 from __future__ import annotations
@@ -42,7 +43,14 @@ from .handshake import (
     build_handshake,
     parse_handshake_response,
 )
-from .packets import PacketReader, ProtocolError, append_packet, next_seq
+from .packets import PacketReader, ProtocolError, append_packet, next_seq, read_fixed_int
+from .prepared import (
+    PreparedStatement,
+    append_binary_result_set,
+    find_placeholders,
+    parse_execute,
+    prepare_ok,
+)
 from .results import (
     SERVER_MORE_RESULTS_EXISTS,
     ColumnLike,
@@ -69,7 +77,15 @@ COM_SET_OPTION = 0x1B
 COM_STMT_FETCH = 0x1C
 COM_RESET_CONNECTION = 0x1F
 
-_PREPARED = {COM_STMT_PREPARE, COM_STMT_EXECUTE, COM_STMT_RESET, COM_STMT_FETCH}
+_STATEMENT_COMMANDS = {
+    COM_STMT_PREPARE,
+    COM_STMT_EXECUTE,
+    COM_STMT_SEND_LONG_DATA,
+    COM_STMT_CLOSE,
+    COM_STMT_RESET,
+    COM_STMT_FETCH,
+}
+_MAX_STATEMENTS = 16382  # MySQL's max_prepared_stmt_count
 
 
 class State(enum.Enum):
@@ -134,6 +150,9 @@ class ServerConnection:
         )
         self._pending_login: Login | None = None
         self._pending: Event | None = None
+        self._statements: dict[int, PreparedStatement] = {}
+        self._last_statement_id = 0
+        self._binary = False  # the pending command is COM_STMT_EXECUTE: binary rows
 
     # -- input ------------------------------------------------------------------------------
 
@@ -258,14 +277,56 @@ class ServerConnection:
                 self.multi_statements = payload[1] == 0
                 self._answer(self._eof(2))
             return self.next_event()
-        if command == COM_STMT_CLOSE:
+        if command in _STATEMENT_COMMANDS:
+            return self._statement_command(command, payload)
+        self._answer(err_packet(1047, "08S01", f"Unknown command 0x{command:02x}"))
+        return self.next_event()
+
+    def _statement_command(self, command: int, payload: bytes) -> Event:
+        # The prepared-statement commands (see prepared.py). Only EXECUTE reaches the caller,
+        # as a Query whose answer send() encodes in the binary row format.
+        statements = self._statements
+        if command == COM_STMT_PREPARE:
+            if len(statements) >= _MAX_STATEMENTS:
+                self._answer(err_packet(1461, "42000", "Too many prepared statements"))
+                return self.next_event()
+            self._last_statement_id += 1
+            sql = payload[1:].decode("utf-8", "surrogateescape")
+            prepared = PreparedStatement(self._last_statement_id, sql, find_placeholders(sql))
+            statements[prepared.statement_id] = prepared
+            for part in prepare_ok(prepared, self._deprecate_eof, self._eof(2)):
+                self._seq = append_packet(self._out, part, self._seq)
+            self._transition("answered")
+            return self.next_event()
+        statement_id, _ = read_fixed_int(payload, 1, 4)
+        if command == COM_STMT_EXECUTE:
+            executed, sql = parse_execute(payload, statements)
+            if executed is not None:
+                self._binary = True
+                self._transition("command")
+                return Query(sql, multi_statements=False, prepared=True)
+        elif command == COM_STMT_CLOSE:
+            statements.pop(statement_id, None)
             self._transition("answered")  # COM_STMT_CLOSE has no response
             return self.next_event()
-        if command in _PREPARED:
-            message = "Prepared statements are not supported; use the text protocol"
-            self._answer(err_packet(1295, "HY000", message))
+        elif command == COM_STMT_SEND_LONG_DATA:
+            param, pos = read_fixed_int(payload, 5, 2)
+            statement = statements.get(statement_id)
+            if statement is not None:  # no response, not even an error
+                statement.long_data.setdefault(param, bytearray()).extend(payload[pos:])
+            self._transition("answered")
             return self.next_event()
-        self._answer(err_packet(1047, "08S01", f"Unknown command 0x{command:02x}"))
+        elif command == COM_STMT_RESET:
+            statement = statements.get(statement_id)
+            if statement is not None:
+                statement.long_data.clear()
+                self._answer(ok_packet(status=2))
+                return self.next_event()
+        else:  # COM_STMT_FETCH: results are always sent whole, there is no cursor to fetch
+            self._answer(err_packet(1421, "HY000", "The statement has no open cursor"))
+            return self.next_event()
+        message = f"Unknown prepared statement handler ({statement_id}) given to mysqld_stmt"
+        self._answer(err_packet(1243, "HY000", message))
         return self.next_event()
 
     def _answer(self, payload: bytes) -> None:
@@ -302,7 +363,8 @@ class ServerConnection:
         for i, response in enumerate(responses):
             more = SERVER_MORE_RESULTS_EXISTS if i < last else 0
             if isinstance(response, ResultSet):
-                seq = append_result_set(
+                encode = append_binary_result_set if self._binary else append_result_set
+                seq = encode(
                     out,
                     seq,
                     response.columns,
@@ -333,6 +395,7 @@ class ServerConnection:
                 seq = self._field_list(out, seq, response.columns, response.status)
                 what = "result"
         self._seq = seq
+        self._binary = False
         self._transition(what)
 
     def _field_list(

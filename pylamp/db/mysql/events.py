@@ -59,10 +59,14 @@ class Login:
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """COM_QUERY: run ``sql`` (several statements only if ``multi_statements``)."""
+    """COM_QUERY: run ``sql`` (several statements only if ``multi_statements``).
+
+    ``prepared`` marks a COM_STMT_EXECUTE, its parameters already substituted into ``sql``.
+    """
 
     sql: str
     multi_statements: bool = False
+    prepared: bool = False
 
 
 @dataclass(frozen=True, slots=True)
