@@ -148,9 +148,14 @@ class _Target:
 
 
 class _Handler(FileSystemEventHandler):
-    """Runs in watchdog's thread: hands relative paths to the event loop."""
+    """Runs in watchdog's thread: hands (relative path, is_dir) to the event loop."""
 
-    def __init__(self, root: str, loop: asyncio.AbstractEventLoop, sink: Callable[[str], None]):
+    def __init__(
+        self,
+        root: str,
+        loop: asyncio.AbstractEventLoop,
+        sink: Callable[[str, bool], None],
+    ) -> None:
         self._root = root
         self._loop = loop
         self._sink = sink
@@ -168,7 +173,9 @@ class _Handler(FileSystemEventHandler):
             if rel == ".." or rel.startswith("../"):
                 continue
             with contextlib.suppress(RuntimeError):  # loop already closed
-                self._loop.call_soon_threadsafe(self._sink, rel.replace(os.sep, "/"))
+                self._loop.call_soon_threadsafe(
+                    self._sink, rel.replace(os.sep, "/"), event.is_directory
+                )
 
 
 class SyncWatcher:
@@ -270,10 +277,22 @@ class SyncWatcher:
 
     # --- events ------------------------------------------------------------------------------
 
-    def notify(self, path: str) -> None:
-        """Record that ``path`` (relative to ``src``) changed; the loop pushes it when due."""
+    def notify(self, path: str, is_dir: bool = False) -> None:
+        """Record that ``path`` (relative to ``src``) changed; the loop pushes it when due.
+        Excluded paths (or paths inside an excluded directory) are ignored."""
+        if self._is_excluded(path, is_dir):
+            return
         self._debouncer.add(path, self._clock())
         self._wake.set()
+
+    def _is_excluded(self, path: str, is_dir: bool) -> bool:
+        if not self._excludes or path == ".":
+            return False
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            if self._excludes.excluded("/".join(parts[:i]), True):
+                return True
+        return self._excludes.excluded(path, is_dir)
 
     @property
     def pending(self) -> int:

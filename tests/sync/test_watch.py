@@ -158,7 +158,7 @@ async def test_receiver_down_fails_alone_and_catches_up(tmp_path: Path) -> None:
                 (src / "b.txt").write_bytes(b"b")
                 await _eventually(lambda: _read(tmp_path / "late" / "b.txt") == b"b")
                 await _eventually(lambda: _read(tmp_path / "late" / "a.txt") == b"a")
-                assert _read(tmp_path / "up" / "b.txt") == b"b"
+                await _eventually(lambda: _read(tmp_path / "up" / "b.txt") == b"b")
                 await _eventually(lambda: w.rounds >= 2)  # files land before the round ends
                 assert rounds[-1].ok
 
@@ -198,3 +198,21 @@ async def test_missing_source_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(NotADirectoryError, match="not a directory"):
         async with SyncWatcher(tmp_path / "nope", ["127.0.0.1:1"], key=KEY):
             pass
+
+
+async def test_excluded_paths_do_not_trigger_pushes(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    async with (
+        SyncReceiver(tmp_path / "dst", key=KEY) as r,
+        SyncWatcher(
+            src, [r.address], key=KEY, debounce=100, watch=False, excludes=["*.tmp", "cache/"]
+        ) as w,
+    ):
+        w.notify("edit.tmp")
+        w.notify("cache", is_dir=True)
+        w.notify("cache/sub/page.html")
+        assert w.pending == 0
+        w.notify("cache.html")  # only the directory named cache is excluded
+        w.notify("page.html")
+        assert w.pending == 2
