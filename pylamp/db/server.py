@@ -355,6 +355,12 @@ class _Client:
             if isinstance(event, Query):
                 session = self.session
                 assert session is not None
+                if not event.multi_statements and _several_statements(event.sql):
+                    # As MySQL: stacked statements need CLIENT_MULTI_STATEMENTS (which also
+                    # keeps an injected "; DROP TABLE ..." from running).
+                    message = "You have an error in your SQL syntax: several statements in one"
+                    conn.send(Error(1064, "42000", message + " query need CLIENT_MULTI_STATEMENTS"))
+                    return
                 self.running = event.sql
                 try:
                     results = session.execute(event.sql)
@@ -434,6 +440,14 @@ def _error(exc: BaseException) -> Error:
         return Error(errno, sqlstate, str(getattr(exc, "message", exc)))
     log.error("internal error: %r", exc, exc_info=exc)
     return Error(1105, "HY000", f"Internal error: {type(exc).__name__}: {exc}")
+
+
+def _several_statements(sql: str) -> bool:
+    if ";" not in sql:
+        return False
+    from pylamp.db.sql import preprocess, split_statements
+
+    return len(split_statements(preprocess(sql))) > 1
 
 
 def _host_name(address: str) -> str:

@@ -454,3 +454,17 @@ async def test_too_many_connections_get_1040(tmp_path: Path) -> None:
             second.close()
 
         await in_thread(work)
+
+
+async def test_stacked_statements_need_the_multi_statements_flag(shop: SqlServer) -> None:
+    def work() -> None:
+        with connect(shop, "shop") as c, c.cursor() as cur:  # PyMySQL's default: flag unset
+            with pytest.raises(pymysql.err.ProgrammingError) as info:
+                cur.execute("SELECT 1; DROP TABLE t")
+            assert info.value.args[0] == 1064
+            cur.execute("SELECT 'a;b', 2;")  # one statement (a trailing ';' is fine)
+            assert cur.fetchall() == (("a;b", 2),)
+            cur.execute("SELECT COUNT(*) FROM t")  # t is still there
+            assert cur.fetchall() == ((0,),)
+
+    await in_thread(work)
