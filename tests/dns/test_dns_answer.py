@@ -377,7 +377,7 @@ def _mutations() -> st.SearchStrategy[bytes]:
     )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_mutations(), min_size=1, max_size=5))
 def test_random_and_mutated_packets_fast_equals_slow(packets: list[bytes]) -> None:
     zone = load_zone(FOO_ZONE)
