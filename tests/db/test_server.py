@@ -221,14 +221,14 @@ async def test_silent_client_is_dropped_after_connect_timeout(tmp_path: Path) ->
         await in_thread(work)
 
 
-async def test_unknown_and_prepared_commands_get_errors(server: SqlServer) -> None:
+async def test_unknown_commands_get_errors(server: SqlServer) -> None:
     def work() -> None:
         client = RawClient(server.port)
         client.login(PASSWORD)
         client.send(b"\x63", 0)
         assert errno_of(client.read()[1]) == 1047
-        client.send(b"\x16SELECT ?", 0)
-        assert errno_of(client.read()[1]) == 1295
+        client.send(b"\x17" + struct.pack("<IBI", 77, 0, 1), 0)  # EXECUTE of no statement
+        assert errno_of(client.read()[1]) == 1243
         client.send(b"\x0e", 0)  # still usable: COM_PING
         assert client.read() == (1, b"\x00\x00\x00\x02\x00\x00\x00")
         client.close()
@@ -353,7 +353,7 @@ async def test_a_long_read_does_not_block_writes(shop: SqlServer) -> None:
         with connect(shop, "shop") as c, c.cursor() as cur:
             cur.execute("CREATE TABLE n (x INT)")
             cur.execute("BEGIN")
-            cur.executemany("INSERT INTO n (x) VALUES (%s)", [(i,) for i in range(250)])
+            cur.executemany("INSERT INTO n (x) VALUES (%s)", [(i,) for i in range(200)])
             cur.execute("COMMIT")
 
     await in_thread(fill)
@@ -374,7 +374,7 @@ async def test_a_long_read_does_not_block_writes(shop: SqlServer) -> None:
     await _until(lambda: any(p.running == long_read for p in shop.processlist()))
     assert await in_thread(write) == (1,)
     assert not reader.done()  # the write committed while the read was still running
-    assert await reader == (250**3,)
+    assert await reader == (200**3,)
 
 
 def query_error(client: RawClient, sql: str) -> tuple[int, str]:
