@@ -908,6 +908,8 @@ class Session:
                 from_ = table.find_ancestor(exp.From)
                 if from_ is not None:
                     from_.pop()
+        if isinstance(tree, exp.Update) and target is not None and target[0]:
+            self._add_on_update(tree, target[0], target[1])
         columns: list[_ColSource | None] | None = None
         if isinstance(tree, exp.Query):
             columns = self._result_sources(tree)
@@ -957,6 +959,23 @@ class Session:
             insert_columns=insert_columns,
             insert_rows=insert_rows,
         )
+
+    def _add_on_update(self, tree: exp.Update, db: str, table: str) -> None:
+        """``ON UPDATE CURRENT_TIMESTAMP`` columns get the statement's time when the UPDATE does
+        not set them itself (the time comes from the statement, so a replay matches)."""
+        spec = self._spec_or_none(db, table)
+        if spec is None:
+            return
+        assigned = {eq.this.name.lower() for eq in tree.expressions if isinstance(eq, exp.EQ)}
+        for col in spec.columns:
+            if col.on_update and col.name.lower() not in assigned:
+                tree.append(
+                    "expressions",
+                    exp.EQ(
+                        this=exp.column(col.name, quoted=True),
+                        expression=exp.Anonymous(this="pylamp_now", expressions=[]),
+                    ),
+                )
 
     def _replace_functions(self, tree: exp.Expression) -> None:
         for node in list(tree.find_all(exp.CurrentSchema, exp.CurrentVersion, exp.Anonymous)):

@@ -284,7 +284,11 @@ class NonDeterministic:
 
 @dataclass(frozen=True)
 class Shape:
-    """A statement with its literals replaced by ``:l0``, ``:l1``, ... placeholders."""
+    """A statement with its literals replaced by ``:l0``, ``:l1``, ... placeholders.
+
+    ``determinised`` says the statement to log is ``restore(shape)`` rather than the original
+    text (a non-deterministic function or a binary string was replaced by a literal).
+    """
 
     text: str
     literals: list[Literal]
@@ -350,11 +354,21 @@ def unescape_string(body: str, quote: str) -> str:
     return body.replace(quote + quote, quote)
 
 
-def _string_value(token: str) -> str:
+def _string_value(token: str) -> str | bytes:
+    """A string literal's value; bytes for ``_binary'...'`` and for text that is not UTF-8
+    (the wire layer decodes queries with surrogateescape, so raw bytes survive to here)."""
     q = 0
     while token[q] not in "'\"":
         q += 1
-    return unescape_string(token[q + 1 : -1], token[q])
+    value = unescape_string(token[q + 1 : -1], token[q])
+    if token[:7].lower() == "_binary" or not value.isascii():
+        try:
+            if token[:7].lower() == "_binary":
+                return value.encode("utf-8", "surrogateescape")
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogateescape")
+    return value
 
 
 def literal_sql(value: Any) -> str:
@@ -368,7 +382,7 @@ def literal_sql(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, bytes):
-        return "X'" + value.hex() + "'" if value else "''"
+        return "X'" + value.hex().upper() + "'" if value else "''"
     text = str(value)
     text = (
         text.replace("\\", "\\\\")
@@ -452,6 +466,12 @@ def strip_literals(sql: str, nd: NonDeterministic | None = None) -> Shape:
         token = m.group(0)
         if group == "str":
             value: Any = _string_value(token)
+            if isinstance(value, bytes):
+                # logged as X'..': binary data is not valid statement text
+                determinised = True
+                out.append(f":l{len(literals)}")
+                literals.append(Literal(literal_sql(value), value))
+                continue
         elif group == "num":
             value = _number_value(token)
         elif group == "comment":

@@ -398,3 +398,32 @@ def test_literal_cache_binds_each_execution(products: Session) -> None:
     assert rows(products, "SELECT id FROM products ORDER BY 1 DESC LIMIT 1") == [(3,)]
     assert one(products, "SELECT 'x'") == "x" and one(products, "SELECT 'y'") == "y"
     assert one(products, "SELECT CAST('12' AS SIGNED)") == 12
+
+
+def test_on_update_current_timestamp(engine: Engine, session: Session) -> None:
+    session.execute(
+        "CREATE TABLE s (id INT PRIMARY KEY, v INT, "
+        "changed TIMESTAMP NULL DEFAULT NULL ON UPDATE CURRENT_TIMESTAMP)"
+    )
+    session.execute("INSERT INTO s (id, v) VALUES (1, 1)")
+    assert one(session, "SELECT changed FROM s") is None
+    session.execute("UPDATE s SET v = 2")
+    assert one(session, "SELECT changed FROM s") == _local(1_700_000_000)
+    assert "ON UPDATE CURRENT_TIMESTAMP" in rows(session, "SHOW CREATE TABLE s")[0][1]
+
+
+def test_binary_strings_round_trip(session: Session) -> None:
+    session.execute("CREATE TABLE b (id INT PRIMARY KEY, data BLOB)")
+    raw = bytes(range(256))
+    # as PyMySQL sends bytes: _binary'...' with the raw bytes in the query text
+    body = raw.decode("ascii", "surrogateescape").replace("\\", "\\\\").replace("'", "\\'")
+    session.execute(f"INSERT INTO b VALUES (1, _binary'{body}')")
+    assert one(session, "SELECT data FROM b") == raw
+    session.execute("INSERT INTO b VALUES (2, X'00FF')")
+    assert one(session, "SELECT data FROM b WHERE id = 2") == b"\x00\xff"
+
+
+def _local(ts: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))

@@ -247,3 +247,10 @@ def _local(ts: float) -> str:
     import time
 
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def test_binary_data_is_logged_as_hex(session: Session, binlog: Binlog) -> None:
+    session.execute("CREATE TABLE b (id INT PRIMARY KEY, data BLOB)")
+    body = b"\xff\x00'".decode("ascii", "surrogateescape").replace("'", "\\'")
+    session.execute(f"INSERT INTO b VALUES (1, _binary'{body}')")
+    assert logged(binlog)[-1] == (["INSERT INTO b VALUES (1, X'FF0027')"], False)
