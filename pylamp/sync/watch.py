@@ -310,13 +310,16 @@ class SyncWatcher:
                     timeout = None if wake_at == math.inf else wake_at - now
                     await asyncio.wait_for(self._wake.wait(), timeout)
                 continue
-            if now >= self._next_full:
-                self._debouncer.clear()
-                await self.sync_once(refresh=True)
-            else:
-                paths = self._debouncer.take(now)
-                if paths:
-                    await self.sync_once(paths)
+            try:
+                if now >= self._next_full:
+                    self._debouncer.clear()
+                    await self.sync_once(refresh=True)
+                else:
+                    paths = self._debouncer.take(now)
+                    if paths:
+                        await self.sync_once(paths)
+            except Exception:  # e.g. from on_push: log it, keep watching
+                log.exception("push round failed")
 
     # --- pushing -----------------------------------------------------------------------------
 

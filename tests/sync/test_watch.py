@@ -216,3 +216,25 @@ async def test_excluded_paths_do_not_trigger_pushes(tmp_path: Path) -> None:
         w.notify("cache.html")  # only the directory named cache is excluded
         w.notify("page.html")
         assert w.pending == 2
+
+
+async def test_a_failing_callback_does_not_stop_the_loop(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    calls: list[PushRound] = []
+
+    def on_push(rnd: PushRound) -> None:
+        calls.append(rnd)
+        if len(calls) == 2:
+            raise RuntimeError("callback bug")
+
+    async with (
+        SyncReceiver(tmp_path / "dst", key=KEY) as r,
+        SyncWatcher(src, [r.address], key=KEY, debounce=0, watch=False, on_push=on_push) as w,
+    ):
+        (src / "one.txt").write_bytes(b"1")
+        w.notify("one.txt")
+        await _eventually(lambda: len(calls) >= 2)
+        (src / "two.txt").write_bytes(b"2")
+        w.notify("two.txt")
+        await _eventually(lambda: _read(tmp_path / "dst" / "two.txt") == b"2")
