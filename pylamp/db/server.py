@@ -24,6 +24,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,8 @@ from pylamp.db.mysql.events import (
     ResetConnection,
     Response,
     ResultSet,
+    Statistics,
+    StatisticsText,
 )
 from pylamp.db.mysql.packets import ProtocolError
 from pylamp.db.mysql.results import SERVER_STATUS_AUTOCOMMIT, SERVER_STATUS_IN_TRANS
@@ -138,6 +141,8 @@ class SqlServer:
         self._clients: dict[int, _Client] = {}
         self._lock = threading.Lock()
         self._next_id = 0
+        self._questions = 0
+        self._started = time.monotonic()
 
     @property
     def engine(self) -> EngineLike:
@@ -165,6 +170,15 @@ class SqlServer:
         with self._lock:
             return len(self._clients)
 
+    def statistics(self) -> str:
+        """The one-line status ``mysqladmin status`` prints (uptime, threads, questions)."""
+        uptime = int(time.monotonic() - self._started)
+        return (
+            f"Uptime: {uptime}  Threads: {self.connections}  Questions: {self._questions}  "
+            f"Slow queries: 0  Opens: 0  Open tables: 0  Queries per second avg: "
+            f"{self._questions / max(uptime, 1):.3f}"
+        )
+
     def processlist(self) -> list[Process]:
         """The open connections and the statement each is running (like SHOW PROCESSLIST)."""
         with self._lock:
@@ -173,6 +187,7 @@ class SqlServer:
 
     async def start(self) -> None:
         """Open the engine and start listening; return once connections are accepted."""
+        self._started = time.monotonic()
         if self._engine is None:
             self._engine = await asyncio.to_thread(self._open_engine)
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -362,6 +377,7 @@ class _Client:
                     conn.send(Error(1064, "42000", message + " query need CLIENT_MULTI_STATEMENTS"))
                     return
                 self.running = event.sql
+                self.server._questions += 1  # approximate under races; a statistic only
                 try:
                     results = session.execute(event.sql)
                 except Exception as exc:
@@ -382,6 +398,8 @@ class _Client:
                 conn.send(Ok(status=self._status()))
             elif isinstance(event, FieldList):
                 conn.send(self._field_list(event.table))
+            elif isinstance(event, Statistics):
+                conn.send(StatisticsText(self.server.statistics()))
             elif isinstance(event, ResetConnection):
                 assert self.session is not None
                 self.session.close()

@@ -164,3 +164,20 @@ async def test_mysql_connector_python_prepared_statements(server: SqlServer, plu
             cnx.close()
 
     await asyncio.to_thread(work)
+
+
+async def test_mysqladmin_ping_and_status(server: SqlServer) -> None:
+    async def mysqladmin(*args: str) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            "mysqladmin", "--no-defaults", "--protocol=tcp", "-h", "127.0.0.1",
+            "-P", str(server.port), "-u", "root", f"-p{PASSWORD}", *args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await proc.communicate()
+        assert proc.returncode is not None
+        return proc.returncode, out.decode()
+
+    assert await mysqladmin("ping") == (0, "mysqld is alive\n")
+    code, out = await mysqladmin("status")
+    assert code == 0
+    assert re.fullmatch(r"Uptime: \d+  Threads: 1  Questions: \d+  .*\n", out)

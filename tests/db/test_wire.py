@@ -24,6 +24,8 @@ from pylamp.db.mysql.events import (
     Quit,
     ResetConnection,
     ResultSet,
+    Statistics,
+    StatisticsText,
 )
 from pylamp.db.mysql.handshake import (
     CLIENT_DEPRECATE_EOF,
@@ -385,6 +387,9 @@ def test_simple_commands() -> None:
     conn.send(FieldListResult([Column("a"), Column("b")]))
     items = packets(conn.data_to_send())
     assert len(items) == 3 and items[0][1].endswith(b"\xfb") and items[2][1][0] == 0xFE
+    assert command(conn, b"\x09") == Statistics()
+    conn.send(StatisticsText("Uptime: 1  Threads: 1"))
+    assert packets(conn.data_to_send()) == [(1, b"Uptime: 1  Threads: 1")]
     assert command(conn, b"\x1f") == ResetConnection()
     conn.send(Ok())
     conn.data_to_send()

@@ -32,6 +32,8 @@ from .events import (
     ResetConnection,
     Response,
     ResultSet,
+    Statistics,
+    StatisticsText,
 )
 from .handshake import (
     CLIENT_DEPRECATE_EOF,
@@ -67,6 +69,7 @@ COM_QUIT = 0x01
 COM_INIT_DB = 0x02
 COM_QUERY = 0x03
 COM_FIELD_LIST = 0x04
+COM_STATISTICS = 0x09
 COM_PING = 0x0E
 COM_STMT_PREPARE = 0x16
 COM_STMT_EXECUTE = 0x17
@@ -267,6 +270,9 @@ class ServerConnection:
                 payload[1:end].decode("utf-8", "surrogateescape"),
                 payload[end + 1 :].decode("utf-8", "surrogateescape"),
             )
+        if command == COM_STATISTICS:
+            self._transition("command")
+            return Statistics()
         if command == COM_RESET_CONNECTION:
             self._transition("command")
             return ResetConnection()
@@ -391,6 +397,10 @@ class ServerConnection:
                 what = "error"
                 if i < last:
                     raise LocalProtocolError("an Error must be the last response")
+            elif isinstance(response, StatisticsText):
+                # The one answer that is a bare string, not an OK/ERR/result packet.
+                seq = append_packet(out, response.text.encode("utf-8"), seq)
+                what = "result"
             else:
                 seq = self._field_list(out, seq, response.columns, response.status)
                 what = "result"

@@ -28,6 +28,8 @@ __all__ = [
     "ResetConnection",
     "Response",
     "ResultSet",
+    "Statistics",
+    "StatisticsText",
 ]
 
 
@@ -90,6 +92,11 @@ class Ping:
 
 
 @dataclass(frozen=True, slots=True)
+class Statistics:
+    """COM_STATISTICS (``mysqladmin status``): answer with StatisticsText."""
+
+
+@dataclass(frozen=True, slots=True)
 class ResetConnection:
     """COM_RESET_CONNECTION: roll back, forget session state, answer with Ok."""
 
@@ -137,5 +144,12 @@ class FieldListResult:
     status: int = SERVER_STATUS_AUTOCOMMIT
 
 
-Event = Login | Query | InitDb | FieldList | Ping | ResetConnection | Quit | NeedData
-Response = Ok | Error | ResultSet | FieldListResult
+@dataclass(frozen=True, slots=True)
+class StatisticsText:
+    """The answer to Statistics: one line such as ``Uptime: 5  Threads: 1  Questions: 9``."""
+
+    text: str
+
+
+Event = Login | Query | InitDb | FieldList | Ping | Statistics | ResetConnection | Quit | NeedData
+Response = Ok | Error | ResultSet | FieldListResult | StatisticsText
