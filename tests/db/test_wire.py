@@ -587,3 +587,19 @@ def test_truncated_execute_is_a_protocol_error() -> None:
     send(conn, execute_payload(statement_id, [(8, b"\x01\x02")]), 0)
     with pytest.raises(ProtocolError):
         conn.next_event()
+
+
+@given(st.binary(max_size=64))
+@settings(max_examples=150, deadline=None)
+def test_garbage_execute_parameters_are_a_query_or_a_protocol_error(tail: bytes) -> None:
+    conn = logged_in()
+    command(conn, b"\x16SELECT ?, ?, ?")
+    statement_id = struct.unpack_from("<I", packets(conn.data_to_send())[0][1], 1)[0]
+    send(conn, b"\x17" + struct.pack("<IBI", statement_id, 0, 1) + tail, 0)
+    try:
+        event = conn.next_event()
+    except ProtocolError:
+        assert conn.state is State.CLOSED
+        return
+    assert isinstance(event, Query) and event.prepared
+    assert event.sql.startswith("SELECT ")
