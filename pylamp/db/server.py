@@ -401,9 +401,13 @@ class _Client:
             elif isinstance(event, Statistics):
                 conn.send(StatisticsText(self.server.statistics()))
             elif isinstance(event, ResetConnection):
+                # A fresh session (the old one rolls back), in the same current database.
                 assert self.session is not None
+                database = getattr(self.session, "db", None)
                 self.session.close()
                 self.session = self.server.engine.open_session(self.user, self.host)
+                if database:
+                    self.session.use(database)
                 conn.send(Ok(status=self._status()))
         except (ProtocolError, LocalProtocolError):
             raise

@@ -338,6 +338,8 @@ async def test_field_list_and_reset_connection(shop: SqlServer) -> None:
         assert parse_status(client.read()[1]) & 1  # SERVER_STATUS_IN_TRANS
         client.send(b"\x1f", 0)  # COM_RESET_CONNECTION rolls back
         assert parse_status(client.read()[1]) & 1 == 0
+        client.send(b"\x03SELECT COUNT(*) FROM t", 0)  # and keeps the current database
+        assert client.read()[1] == b"\x01"
         client.close()
 
     await in_thread(work)
