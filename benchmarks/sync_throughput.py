@@ -69,7 +69,7 @@ class Sizes:
 
 
 FULL = Sizes(1980, 20, 2 * MiB, 16 * MiB, 512 * MiB, 200, 20, 20, 5)
-QUICK = Sizes(150, 3, 256 * 1024, 1 * MiB, 8 * MiB, 20, 5, 5, 2)
+QUICK = Sizes(100, 2, 256 * 1024, 1 * MiB, 4 * MiB, 10, 5, 5, 2)
 
 
 def _text_pool(rng: np.random.Generator, size: int) -> bytes:
