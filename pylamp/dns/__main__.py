@@ -7,9 +7,9 @@ a primary names its secondaries with ``--notify HOST:PORT`` (notified and allowe
 or ``--allow-transfer HOST``, and ``--watch`` reloads zone files when their serial goes up.
 
 Once both sockets are bound it prints one line to stdout,
-``listening on udp HOST:PORT tcp HOST:PORT`` (the real port when ``:0`` was asked), which
-supervisors and tests read. SIGHUP re-reads the zone files (a bad file keeps the old zone);
-SIGINT and SIGTERM stop it cleanly.
+``listening on udp HOST:PORT tcp HOST:PORT`` (the real port when ``:0`` was asked; an IPv6
+host in brackets), which supervisors and tests read. SIGHUP re-reads the zone files (a bad
+file keeps the old zone); SIGINT and SIGTERM stop it cleanly.
 """
 
 from __future__ import annotations
@@ -148,7 +148,8 @@ async def _run(args: argparse.Namespace) -> int:
         loop.add_signal_handler(signal.SIGHUP, server.reload)
         for zone in server.answerer.zones():
             log.info("serving %s serial %d", zone.origin, zone.serial)
-        print(f"listening on udp {host}:{server.port} tcp {host}:{server.port}", flush=True)
+        where = f"[{host}]:{server.port}" if ":" in host else f"{host}:{server.port}"
+        print(f"listening on udp {where} tcp {where}", flush=True)
         await stop.wait()
         log.info("stopping")
     return 0

@@ -121,3 +121,14 @@ async def test_cli_from_topology_generates_the_zone(tmp_path: Path) -> None:
         assert (tmp_path / "data" / "ns1" / "foo.com.zone").exists()
         proc.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(proc.wait(), TIMEOUT) == 0
+
+
+async def test_cli_ipv6_listen(tmp_path: Path) -> None:
+    zone = tmp_path / "foo.zone"
+    zone.write_text(FOO_ZONE)
+    async with running("--zone", str(zone), "--listen", "[::1]:0") as (proc, port):
+        q = dns.message.make_query("www.foo.com", "A")
+        reply = await dns.asyncquery.tcp(q, "::1", port=port, timeout=5)
+        assert len(reply.answer[0]) == 3
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), TIMEOUT) == 0
