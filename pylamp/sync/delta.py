@@ -263,7 +263,7 @@ def delta(
     """Instructions that turn the old file (described by ``sig``) into ``new``.
 
     ``new`` is ``bytes`` or an iterable of chunks; the generator holds at most a search window
-    (up to about 1 MiB plus a block), a pending literal (under :data:`LITERAL_MAX`) and one
+    (up to 256K offsets plus a block), a pending literal (under :data:`LITERAL_MAX`) and one
     chunk. Consecutive copied blocks come as one :class:`Copy`; literals come in pieces of at
     most :data:`LITERAL_MAX` bytes. When several blocks share a checksum, the one after the
     previous match is preferred, so repeated content maps to a single long copy.
