@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import shutil
@@ -10,9 +11,25 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from sync_trees import PYTHON, REPO, key_file, sample_tree, snapshot, start_serve, write
+from sync_trees import (
+    KEY,
+    PYTHON,
+    REPO,
+    key_file,
+    sample_tree,
+    snapshot,
+    start_serve,
+    write,
+)
 
 from pylamp.config import default_topology, dump_topology
+from pylamp.sync import (
+    SyncReceiver,
+    SyncStats,
+    client_tls_context,
+    push,
+    server_tls_context,
+)
 from pylamp.sync.__main__ import main
 
 
@@ -50,11 +67,6 @@ def test_serve_and_push_with_json_report(tmp_path: Path) -> None:
         assert "Number of regular files transferred: 0" in text.stdout
         assert "speedup is" in text.stdout
         assert not (dst / "cache").exists()
-        bad = tmp_path / "bad.key"
-        bad.write_text("a-different-key-entirely")
-        refused = run_push(str(src), f"127.0.0.1:{port}", "--key", str(bad), "--json")
-        assert refused.returncode == 1
-        assert "authentication failed" in json.loads(refused.stdout)["receivers"][0]["error"]
     finally:
         stop(rx)
 
@@ -99,17 +111,34 @@ def test_push_over_tls(tmp_path: Path, certs: tuple[Path, Path]) -> None:
         ok = run_push(str(src), f"127.0.0.1:{port}", "--key", str(keyf), "--tls-ca", str(cert))
         assert ok.returncode == 0, ok.stdout + ok.stderr
         assert snapshot(dst) == snapshot(src)
+
         # Plain TCP to a TLS receiver fails clearly; so does a CA that did not sign it.
-        plain = run_push(
-            str(src), f"127.0.0.1:{port}", "--key", str(keyf), "--json", "--timeout", "1"
-        )
-        assert plain.returncode == 1 and json.loads(plain.stdout)["receivers"][0]["error"]
-        other = run_push(str(src), f"127.0.0.1:{port}", "--key", str(keyf), "--json",
-                         "--tls-ca", "/etc/ssl/certs/ca-certificates.crt")  # fmt: skip
-        assert other.returncode == 1
-        assert "CERTIFICATE_VERIFY_FAILED" in json.loads(other.stdout)["receivers"][0]["error"]
+        async def refused() -> tuple[SyncStats, SyncStats]:
+            addr = [("127.0.0.1", port)]
+            [plain] = await push(src, addr, key=KEY, timeout=1)
+            other_ca = client_tls_context("/etc/ssl/certs/ca-certificates.crt")
+            [other] = await push(src, addr, key=KEY, tls=other_ca)
+            return plain, other
+
+        plain, other = asyncio.run(refused())
+        assert plain.error is not None
+        assert other.error is not None and "CERTIFICATE_VERIFY_FAILED" in other.error
     finally:
         stop(rx)
+
+
+async def test_tls_with_client_certificates(tmp_path: Path, certs: tuple[Path, Path]) -> None:
+    cert, key = certs
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    sample_tree(src)
+    server = server_tls_context(cert, key, ca=str(cert))  # senders must show a cert it signed
+    async with SyncReceiver(dst, key=KEY, tls=server) as rx:
+        [anon] = await push(src, [rx.address], key=KEY, tls=client_tls_context(str(cert)))
+        assert anon.error is not None and snapshot(dst) != snapshot(src)
+        with_cert = client_tls_context(str(cert), str(cert), str(key))
+        [st] = await push(src, [rx.address], key=KEY, tls=with_cert)
+        assert st.ok, st
+    assert snapshot(dst) == snapshot(src)
 
 
 def test_serve_and_push_from_the_topology(tmp_path: Path) -> None:
