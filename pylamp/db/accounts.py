@@ -8,10 +8,12 @@ every database (``*.*``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import sqlite3
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,6 +107,7 @@ class Accounts:
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS users (user TEXT, host TEXT, auth TEXT, "
             "PRIMARY KEY (user, host))"
@@ -118,6 +121,16 @@ class Accounts:
 
     def close(self) -> None:
         self._conn.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._conn.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
 
     def _users(self) -> list[tuple[str, str, str]]:
         return self._conn.execute("SELECT user, host, auth FROM users").fetchall()
@@ -185,7 +198,7 @@ class Accounts:
             self.generation += 1
 
     def grant(self, account: Account, db: str, privileges: list[str]) -> None:
-        with self._lock:
+        with self._lock, self._transaction():
             self._conn.executemany(
                 "INSERT OR IGNORE INTO grants VALUES (?, ?, ?, ?)",
                 [(account.user, account.host, db, p) for p in privileges],
@@ -193,7 +206,7 @@ class Accounts:
             self.generation += 1
 
     def revoke(self, account: Account, db: str, privileges: list[str]) -> None:
-        with self._lock:
+        with self._lock, self._transaction():
             self._conn.executemany(
                 "DELETE FROM grants WHERE user=? AND host=? AND db=? AND priv=?",
                 [(account.user, account.host, db, p) for p in privileges],

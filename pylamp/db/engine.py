@@ -77,7 +77,13 @@ _DB_NAME = re.compile(r"[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}")
 _LOCK_WAIT_TIMEOUT = 50.0  # seconds, MySQL's innodb_lock_wait_timeout
 _CACHE_LIMIT = 20000
 _PLACEHOLDER = re.compile(r":l(\d+)\b")
-_RENAMED_FUNCTIONS = re.compile(r"\bDATE_FORMAT\s*\(", re.I)
+_LOCKING_READ = re.compile(r"\bFOR\s+(?:UPDATE|SHARE)\b|\bLOCK\s+IN\s+SHARE\s+MODE\b", re.I)
+_RENAMED_FUNCTIONS = re.compile(r"\b(DATE_FORMAT|STR_TO_DATE)\s*\(", re.I)
+_SQL_HINTS = re.compile(
+    r"\b(?:SQL_CALC_FOUND_ROWS|SQL_NO_CACHE|SQL_CACHE|SQL_BUFFER_RESULT|HIGH_PRIORITY"
+    r"|STRAIGHT_JOIN|SQL_SMALL_RESULT|SQL_BIG_RESULT)\b",
+    re.I,
+)
 
 
 class BinlogWriter(Protocol):
@@ -774,6 +780,11 @@ class Session:
         for db in compiled.dbs:
             self._attach(db)
         if compiled.kind is Kind.READ:
+            if (self.in_transaction or not self.autocommit) and _LOCKING_READ.search(shape.text):
+                # SELECT ... FOR UPDATE: serialise with writers, as InnoDB's row locks would
+                self._check_writable()
+                self._begin_write()
+                self.in_transaction = True
             return self._run_read(compiled, params)
         self._check_writable()
         logged = sqlmod.restore(shape) if shape.determinised or shape.user_vars else stmt
@@ -852,6 +863,8 @@ class Session:
             return int(self._now)
         if name == "pseudo_thread_id":
             return self.connection_id
+        if name == "pylamp_user":
+            return f"{self.user}@{self.host}"
         if name in self.engine.variables:
             return self.engine.variables[name]
         raise SqlError(1193, f"Unknown system variable '{name}'")
@@ -884,7 +897,7 @@ class Session:
             kind = Kind.READ
         for table in tree.find_all(exp.Table):
             name = table.name
-            if not name or (not table.args.get("db") and name.lower() in ctes):
+            if not name or (not table.args.get("db") and name.lower() in ctes | {"dual"}):
                 continue
             if isinstance(table.this, exp.Func | exp.Anonymous):
                 continue
@@ -942,6 +955,8 @@ class Session:
         if isinstance(tree, exp.Insert):
             insert_columns, insert_rows = self._insert_shape(tree)
             self._rewrite_upsert(tree)
+        if isinstance(tree, exp.Update) and tree.this.args.get("joins"):
+            self._update_join(tree)
         if isinstance(tree, exp.Update | exp.Delete) and (
             tree.args.get("order") or tree.args.get("limit")
         ):
@@ -986,11 +1001,43 @@ class Session:
             else:
                 name = node.name.upper()
                 if name in ("USER", "CURRENT_USER", "SESSION_USER", "SYSTEM_USER"):
-                    node.replace(exp.Literal.string(f"{self.user}@{self.host}"))
+                    node.replace(exp.SessionParameter(this=exp.var("pylamp_user")))
                 elif name == "CONNECTION_ID":
-                    node.replace(exp.Literal.number(self.connection_id))
+                    node.replace(exp.SessionParameter(this=exp.var("pseudo_thread_id")))
                 elif name in ("FOUND_ROWS", "ROW_COUNT"):
                     node.replace(exp.Literal.number(0))
+        for node in list(tree.find_all(exp.DateAdd, exp.DateSub, exp.Add, exp.Sub)):
+            if isinstance(node, exp.DateAdd | exp.DateSub):
+                amount, unit = node.expression, node.text("unit") or "DAY"
+            elif isinstance(node.expression, exp.Interval):
+                amount, unit = node.expression.this, node.expression.text("unit") or "DAY"
+            else:
+                continue
+            sign = -1 if isinstance(node, exp.DateSub | exp.Sub) else 1
+            node.replace(
+                exp.Anonymous(
+                    this="PYLAMP_DATE_ADD",
+                    expressions=[
+                        node.this,
+                        amount,
+                        exp.Literal.string(unit.upper()),
+                        exp.Literal.number(sign),
+                    ],
+                )
+            )
+        for node in list(tree.find_all(exp.Anonymous)):
+            if node.name.upper() in ("ADDDATE", "SUBDATE") and len(node.expressions) == 2:
+                sign = 1 if node.name.upper() == "ADDDATE" else -1
+                node.replace(
+                    exp.Anonymous(
+                        this="PYLAMP_DATE_ADD",
+                        expressions=[
+                            *node.expressions,
+                            exp.Literal.string("DAY"),
+                            exp.Literal.number(sign),
+                        ],
+                    )
+                )
         for node in list(tree.find_all(exp.Left, exp.Right)):
             name = "MYSQL_LEFT" if isinstance(node, exp.Left) else "MYSQL_RIGHT"
             node.replace(exp.Anonymous(this=name, expressions=[node.this, node.expression]))
@@ -1020,16 +1067,19 @@ class Session:
                 )
             )
         for node in list(tree.find_all(exp.CurrentUser)):
-            node.replace(exp.Literal.string(f"{self.user}@{self.host}"))
+            node.replace(exp.SessionParameter(this=exp.var("pylamp_user")))
 
     def _result_sources(self, tree: exp.Query) -> list[_ColSource | None] | None:
         if not isinstance(tree, exp.Select):
             return None
         tables: dict[str, tuple[str, str, TableSpec | None]] = {}
         order: list[str] = []
-        for table in tree.find_all(exp.Table):
-            if table.find_ancestor(exp.Subquery, exp.CTE) is not None:
-                continue
+        from_ = tree.args.get("from_")
+        direct = [from_.this] if from_ is not None else []
+        direct += [j.this for j in tree.args.get("joins") or []]
+        for table in direct:
+            if not isinstance(table, exp.Table):
+                return None
             db = table.args.get("db")
             if db is None:
                 continue
@@ -1129,6 +1179,26 @@ class Session:
         values = tree.expression
         if isinstance(values, exp.Select) and not values.args.get("where"):
             values.where(exp.true(), copy=False)
+
+    def _update_join(self, tree: exp.Update) -> None:
+        """MySQL's ``UPDATE a JOIN b ON c SET ...`` as SQLite's ``UPDATE a SET ... FROM b WHERE
+        c`` (inner joins only); assigned columns lose their table qualifier."""
+        target = tree.this
+        joins = target.args.pop("joins")
+        if len(joins) > 1 or joins[0].side:
+            raise SqlError(1235, "UPDATE with more than one JOIN or an outer JOIN is not supported")
+        conditions = []
+        if joins[0].args.get("on") is not None:
+            conditions.append(joins[0].args["on"])
+        tree.set("from_", exp.From(this=joins[0].this))
+        where = tree.args.get("where")
+        if where is not None:
+            conditions.append(where.this)
+        if conditions:
+            tree.set("where", exp.Where(this=exp.and_(*conditions)))
+        for eq in tree.expressions:
+            if isinstance(eq, exp.EQ) and isinstance(eq.this, exp.Column):
+                eq.this.set("table", None)
 
     def _rowid_limit(self, tree: exp.Update | exp.Delete) -> exp.Expression:
         table = tree.this
@@ -2089,7 +2159,7 @@ class Session:
         if who and who.strip().upper() not in ("CURRENT_USER", "CURRENT_USER()"):
             account = _parse_account(who)
             if account != self.account:
-                self._require_global("SELECT") if False else None
+                self._require_global("CREATE USER")
         privs = self.engine.accounts.privileges(account)
         rows = []
         for db, names in sorted(privs.items()):
@@ -2354,9 +2424,11 @@ def _rename_functions(shape_text: str) -> str:
 
     Only applied to shapes (literals already taken out), so string contents are never touched.
     """
+    if "SQL_" in shape_text or "_PRIORITY" in shape_text or "STRAIGHT_" in shape_text:
+        shape_text = _SQL_HINTS.sub(" ", shape_text)
     if "(" not in shape_text:
         return shape_text
-    return _RENAMED_FUNCTIONS.sub("PYLAMP_DATE_FORMAT(", shape_text)
+    return _RENAMED_FUNCTIONS.sub(lambda m: f"PYLAMP_{m.group(1).upper()}(", shape_text)
 
 
 def _inline_user_vars(text: str, values: dict[str, Any]) -> str:
@@ -2423,7 +2495,7 @@ def _unquote_ident(text: str) -> str:
 def _mysql_text(node: exp.Expression) -> str:
     if isinstance(node, exp.CurrentSchema):
         return "DATABASE()"
-    return node.sql("mysql")
+    return node.sql("mysql").replace("PYLAMP_", "")
 
 
 def _col_name(node: exp.Expression) -> str:

@@ -119,6 +119,49 @@ def _date_format(v: Any, fmt: Any) -> str:
     return out.format(month=d.month, day=d.day, hour=d.hour, hour12=(d.hour % 12) or 12)
 
 
+_UNITS = {
+    "MICROSECOND": _dt.timedelta(microseconds=1),
+    "SECOND": _dt.timedelta(seconds=1),
+    "MINUTE": _dt.timedelta(minutes=1),
+    "HOUR": _dt.timedelta(hours=1),
+    "DAY": _dt.timedelta(days=1),
+    "WEEK": _dt.timedelta(weeks=1),
+}
+
+
+def _date_add(value: Any, amount: Any, unit: Any, sign: Any) -> Any:
+    """DATE_ADD/DATE_SUB/ADDDATE/SUBDATE and ``d +/- INTERVAL n UNIT`` (MySQL semantics:
+    month arithmetic clamps to the month's last day; a date stays a date for day units)."""
+    text = _text(value).strip()
+    d = _parse_dt(text)
+    n = float(_text(amount)) * int(sign)
+    unit = _text(unit).upper()
+    if unit in ("MONTH", "QUARTER", "YEAR"):
+        months = int(n) * {"MONTH": 1, "QUARTER": 3, "YEAR": 12}[unit]
+        total = d.year * 12 + d.month - 1 + months
+        year, month = divmod(total, 12)
+        import calendar
+
+        day = min(d.day, calendar.monthrange(year, month + 1)[1])
+        d = d.replace(year=year, month=month + 1, day=day)
+    else:
+        d = d + _UNITS[unit] * n
+    if len(text) == 10 and unit in ("DAY", "WEEK", "MONTH", "QUARTER", "YEAR"):
+        return d.strftime("%Y-%m-%d")
+    return d.strftime("%Y-%m-%d %H:%M:%S.%f" if d.microsecond else "%Y-%m-%d %H:%M:%S")
+
+
+def _str_to_date(value: Any, fmt: Any) -> Any:
+    out = re.sub(r"%.", lambda m: _PARSE_FORMAT.get(m.group(0), m.group(0)), _text(fmt))
+    d = _dt.datetime.strptime(_text(value), out)
+    if not re.search(r"%[HhIiklrSsTfp]", _text(fmt)):
+        return d.strftime("%Y-%m-%d")
+    return d.strftime("%Y-%m-%d %H:%M:%S")
+
+
+_PARSE_FORMAT = {"%i": "%M", "%s": "%S", "%c": "%m", "%e": "%d", "%k": "%H", "%l": "%I"}
+
+
 def _regexp(pattern: Any, value: Any) -> Any:
     if pattern is None or value is None:
         return None
@@ -178,6 +221,9 @@ _FUNCTIONS: list[tuple[str, int, Callable[..., Any]]] = [
     ("FROM_UNIXTIME", 2, _nullsafe(_from_unixtime)),
     ("DATE_FORMAT", 2, _nullsafe(_date_format)),
     ("PYLAMP_DATE_FORMAT", 2, _nullsafe(_date_format)),
+    ("PYLAMP_STR_TO_DATE", 2, _nullsafe(_str_to_date)),
+    ("PYLAMP_DATE_ADD", 4, _nullsafe(_date_add)),
+    ("UNHEX", 1, _nullsafe(lambda s: bytes.fromhex(_text(s)))),
     ("REGEXP", 2, _regexp),
     ("FIELD", -1, _field),
     ("ELT", -1, _elt),

@@ -427,3 +427,37 @@ def _local(ts: float) -> str:
     import time
 
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def test_mysql_only_syntax(products: Session) -> None:
+    products.execute("CREATE TABLE orders (id INT PRIMARY KEY, product_id INT, n INT)")
+    products.execute("INSERT INTO orders SET id = 1, product_id = 1, n = 4")
+    result = ok(
+        products,
+        "UPDATE products p JOIN orders o ON o.product_id = p.id SET p.qty = p.qty - o.n "
+        "WHERE o.id = 1",
+    )
+    assert result.affected_rows == 1
+    assert one(products, "SELECT qty FROM products WHERE id = 1") == 6
+    assert rows(products, "SELECT SQL_CALC_FOUND_ROWS sku FROM products ORDER BY id LIMIT 1") == [
+        ("A1",)
+    ]
+    assert one(products, "SELECT 1 FROM DUAL") == 1
+    assert rows(
+        products,
+        "SELECT DATE_ADD('2024-01-31', INTERVAL 1 MONTH), DATE_SUB('2024-03-01', INTERVAL 1 DAY), "
+        "'2024-01-01 10:00:00' + INTERVAL 90 MINUTE, STR_TO_DATE('05/03/2024', '%d/%m/%Y')",
+    ) == [("2024-02-29", "2024-02-29", "2024-01-01 11:30:00", "2024-03-05")]
+    assert one(products, "SELECT CONNECTION_ID()") == products.connection_id
+    assert one(products, "SELECT USER()") == "root@127.0.0.1"
+
+
+def test_select_for_update_serialises_with_writers(engine: Engine, products: Session) -> None:
+    products.execute("BEGIN")
+    products.execute("SELECT qty FROM products WHERE id = 1 FOR UPDATE")
+    other = engine.open_session("root", "127.0.0.1")
+    assert engine.writer_lock.locked()  # held by the locking read's transaction
+    products.execute("UPDATE products SET qty = qty + 1 WHERE id = 1")
+    products.execute("COMMIT")
+    assert not engine.writer_lock.locked()
+    other.close()
