@@ -470,3 +470,43 @@ async def test_stacked_statements_need_the_multi_statements_flag(shop: SqlServer
             assert cur.fetchall() == ((0,),)
 
     await in_thread(work)
+
+
+async def test_root_without_password_logs_in_from_loopback_only_with_empty_password(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with SqlServer(tmp_path / "db") as db:
+
+        def work() -> None:
+            with pymysql.connect(host="127.0.0.1", port=db.port, user="root", password="") as c:
+                c.ping()
+            with pytest.raises(pymysql.err.OperationalError) as info:
+                pymysql.connect(host="127.0.0.1", port=db.port, user="root", password="guess")
+            assert info.value.args[0] == 1045
+
+        await in_thread(work)
+    assert any("root" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+
+
+async def test_passwords_are_stored_only_as_native_hashes(tmp_path: Path) -> None:
+    secret = "Tr0ub4dor&3-unusual"
+
+    def work(db: SqlServer) -> None:
+        with connect(db) as c, c.cursor() as cur:
+            cur.execute("CREATE DATABASE shop")
+            cur.execute("CREATE TABLE shop.t (id INT PRIMARY KEY, v VARCHAR(20))")
+            cur.execute(f"CREATE USER 'alice'@'%' IDENTIFIED BY '{secret}'")
+            cur.execute("GRANT SELECT ON shop.* TO 'alice'@'%'")
+        with connect(db, "shop", user="alice", password=secret) as c, c.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM t")
+            assert cur.fetchone() == (0,)
+            with pytest.raises(pymysql.err.OperationalError) as info:
+                cur.execute("INSERT INTO t (v) VALUES ('no')")
+            assert info.value.args[0] == 1142
+
+    async with SqlServer(tmp_path / "db", root_password=PASSWORD, log_bin="db1") as db:
+        await in_thread(work, db)
+    # Neither the tables nor the binary log hold the password itself.
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "db").rglob("*") if p.is_file())
+    assert secret.encode() not in stored
+    assert auth.password_hash(secret).encode() in stored
