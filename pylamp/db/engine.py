@@ -1006,7 +1006,10 @@ class Session:
                     node.replace(exp.SessionParameter(this=exp.var("pseudo_thread_id")))
                 elif name in ("FOUND_ROWS", "ROW_COUNT"):
                     node.replace(exp.Literal.number(0))
-        for node in list(tree.find_all(exp.DateAdd, exp.DateSub, exp.Add, exp.Sub)):
+        arith: list[exp.Expression] = list(
+            tree.find_all(exp.DateAdd, exp.DateSub, exp.Add, exp.Sub)
+        )
+        for node in arith:
             if isinstance(node, exp.DateAdd | exp.DateSub):
                 amount, unit = node.expression, node.text("unit") or "DAY"
             elif isinstance(node.expression, exp.Interval):
