@@ -1009,19 +1009,19 @@ class Session:
         arith: list[exp.Expression] = list(
             tree.find_all(exp.DateAdd, exp.DateSub, exp.Add, exp.Sub)
         )
-        for node in arith:
-            if isinstance(node, exp.DateAdd | exp.DateSub):
-                amount, unit = node.expression, node.text("unit") or "DAY"
-            elif isinstance(node.expression, exp.Interval):
-                amount, unit = node.expression.this, node.expression.text("unit") or "DAY"
+        for item in arith:
+            if isinstance(item, exp.DateAdd | exp.DateSub):
+                amount, unit = item.expression, item.text("unit") or "DAY"
+            elif isinstance(item.expression, exp.Interval):
+                amount, unit = item.expression.this, item.expression.text("unit") or "DAY"
             else:
                 continue
-            sign = -1 if isinstance(node, exp.DateSub | exp.Sub) else 1
-            node.replace(
+            sign = -1 if isinstance(item, exp.DateSub | exp.Sub) else 1
+            item.replace(
                 exp.Anonymous(
                     this="PYLAMP_DATE_ADD",
                     expressions=[
-                        node.this,
+                        item.this,
                         amount,
                         exp.Literal.string(unit.upper()),
                         exp.Literal.number(sign),
