@@ -34,10 +34,8 @@ from pathlib import Path
 
 from pylamp.config import Topology, WebServer, load_topology
 
-from .receiver import SyncReceiver, server_tls_context
 from .sender import client_tls_context, parse_address, push
 from .stats import Progress, SyncStats, format_stats, stats_json
-from .watch import SyncWatcher, format_round
 
 __all__ = [
     "add_key_args",
@@ -174,6 +172,9 @@ def _serve(args: argparse.Namespace) -> int:
     if not root or not listen:
         raise SystemExit("error: give --root DIR --listen HOST:PORT (or --config --name)")
     host, port = parse_address(listen)
+    # Imported here: the receiver brings numpy, which a push with nothing to send never needs.
+    from .receiver import SyncReceiver, server_tls_context
+
     tls = None
     if args.tls_cert:
         tls = server_tls_context(args.tls_cert, args.tls_key or args.tls_cert, args.tls_ca)
@@ -245,6 +246,8 @@ def _watch(args: argparse.Namespace) -> int:
     debounce = (
         args.debounce if args.debounce is not None else (cluster.sync_debounce if cluster else 0.2)
     )
+
+    from .watch import SyncWatcher, format_round  # watchdog: only this command needs it
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -34,7 +34,6 @@ from typing import Any
 
 import xxhash
 
-from . import delta as dl
 from . import events as ev
 from .manifest import (
     Entry,
@@ -498,6 +497,8 @@ class SyncSession:
         if not sig_data:
             await self._send_literal(src, e, st, progress)
             return
+        from . import delta as dl  # numpy: imported when the first delta is due
+
         sig = dl.decode_signature(sig_data)
         full = os.path.join(src, e.path)
         try:
