@@ -254,3 +254,25 @@ def test_binary_data_is_logged_as_hex(session: Session, binlog: Binlog) -> None:
     body = b"\xff\x00'".decode("ascii", "surrogateescape").replace("'", "\\'")
     session.execute(f"INSERT INTO b VALUES (1, _binary'{body}')")
     assert logged(binlog)[-1] == (["INSERT INTO b VALUES (1, X'FF0027')"], False)
+
+
+def test_recovery_targets_the_written_database_and_replays_accounts_idempotently(
+    tmp_path: Path,
+) -> None:
+    binlog = Binlog(tmp_path, "db1", 1, sync=1)
+    engine = Engine(tmp_path, binlog=binlog, clock=lambda: CLOCK)
+    s = engine.open_session("root", "127.0.0.1")
+    s.execute("CREATE DATABASE a; CREATE DATABASE b")
+    s.execute("CREATE TABLE a.t (id INT PRIMARY KEY); CREATE TABLE b.src (id INT PRIMARY KEY)")
+    s.execute("INSERT INTO b.src VALUES (1), (2)")
+    s.execute("CREATE USER 'app'@'%' IDENTIFIED BY 'pw'")
+    s.close()
+    # logged in a, reading from b: only a's position decides whether it is re-applied
+    binlog.append_transaction("a", ["INSERT INTO t SELECT id FROM b.src"], CLOCK)
+    assert engine.recover(binlog.transactions_after) == 1
+    s = engine.open_session("root", "127.0.0.1")
+    assert s.execute("SELECT COUNT(*) FROM a.t")[0].rows == [(2,)]  # type: ignore[union-attr]
+    assert engine.password_hash("app", "10.0.0.1") is not None
+    s.close()
+    engine.close()
+    binlog.close()
