@@ -8,6 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pylamp.db.binlog import Binlog, BinlogError
 from pylamp.db.binlog_events import (
@@ -320,3 +322,36 @@ def test_sync_binlog_counts_commits(
             b.append_transaction("a", [f"INSERT INTO t VALUES ({i})"], T0)
         monkeypatch.undo()
     assert len(calls) == expected
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    txns=st.lists(
+        st.lists(
+            st.text(st.characters(codec="utf-8"), min_size=1, max_size=60), min_size=1, max_size=4
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    ddl=st.lists(st.booleans(), min_size=6, max_size=6),
+    cut=st.floats(0, 1),
+)
+def test_any_cut_keeps_exactly_the_complete_transactions(
+    tmp_path_factory: pytest.TempPathFactory, txns: list[list[str]], ddl: list[bool], cut: float
+) -> None:
+    txns = [t[:1] if ddl[i] else t for i, t in enumerate(txns)]  # DDL: one statement
+    src = tmp_path_factory.mktemp("src")
+    b = Binlog(src, "h", 1)
+    ends = [b.append_transaction("d", t, T0, ddl=ddl[i]) for i, t in enumerate(txns)]
+    data = (src / "h-bin.000001").read_bytes()
+    b.close()
+    at = 256 + int(cut * (len(data) - 256))
+    dst = tmp_path_factory.mktemp("dst")
+    (dst / "h-bin.000001").write_bytes(data[:at])
+    with Binlog(dst, "h", 1, sync=0) as r:
+        kept = [e for e in ends if e.pos <= at]
+        expected = [
+            [(s,) for s in t] if ddl[i] else [tuple(t)] for i, t in enumerate(txns[: len(kept)])
+        ]
+        assert _statements(r) == [x for group in expected for x in group]
+        assert (dst / "h-bin.000001").stat().st_size == (kept[-1].pos if kept else 256)
