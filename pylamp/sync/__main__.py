@@ -111,6 +111,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     p.add_argument("receivers", nargs="*", metavar="HOST:PORT")
     add_key_args(p)
     add_push_args(p)
+    p.add_argument(
+        "--dry-run", "-n", action="store_true", help="show what would be done, change nothing"
+    )
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     p.add_argument("--timeout", type=float, default=10.0, help="connect timeout (s)")
@@ -221,6 +224,7 @@ def _push(args: argparse.Namespace) -> int:
             delete=not args.no_delete,
             delay_updates=not args.no_delay_updates,
             whole_file=args.whole_file,
+            dry_run=args.dry_run,
             tls=tls,
             timeout=args.timeout,
             progress=bar.update if bar is not None else None,

@@ -75,13 +75,15 @@ _THREAD_MIN = 1 << 20  # deltas of files at least this big run in a worker threa
 @dataclass(frozen=True, slots=True)
 class PushOptions:
     """What a push does: rsync's ``--checksum``, ``--exclude``, ``--delete``,
-    ``--delay-updates`` and ``--whole-file``."""
+    ``--delay-updates``, ``--whole-file`` and ``--dry-run`` (plan and report, change nothing;
+    the counts are what would be done, moves counted as files to send)."""
 
     checksum: bool = False
     excludes: Excluder = field(default_factory=Excluder)
     delete: bool = True
     delay_updates: bool = True
     whole_file: bool = False
+    dry_run: bool = False
 
 
 class SyncError(Exception):
@@ -275,6 +277,7 @@ class SyncSession:
         delete: bool = True,
         delay_updates: bool = True,
         whole_file: bool = False,
+        dry_run: bool = False,
         refresh: bool = False,
         progress: ProgressCallback | None = None,
     ) -> SyncStats:
@@ -291,7 +294,7 @@ class SyncSession:
             tree = asyncio.ensure_future(
                 asyncio.to_thread(scan_paths, src_s, scope, excl, checksum=checksum)
             )
-        opts = PushOptions(checksum, excl, delete, delay_updates, whole_file)
+        opts = PushOptions(checksum, excl, delete, delay_updates, whole_file, dry_run)
         try:
             return await self.push_tree(
                 src_s, tree, opts, scope=scope, refresh=refresh, progress=progress
@@ -337,7 +340,11 @@ class SyncSession:
             st.files_scanned += len(tree)
             st.total_size += sum(e.size for e in tree.values() if e.kind == "f")
             st.unchanged += plan.unchanged
-            await self._run_plan(src, tree, plan, st, progress)
+            if opts.dry_run:
+                self._tally(plan, st, progress)
+                self._send(ev.End())
+            else:
+                await self._run_plan(src, tree, plan, st, progress)
             done: ev.Done = await inbox.get(ev.Done)
             await self._finish_round()
             counts = Counter(done.counts)
@@ -370,11 +377,26 @@ class SyncSession:
         st.symlinks += counts["symlinks"]
         st.meta_updates += counts["meta"]
         st.errors.extend(errors)
-        update_manifest(self.manifest, tree, scope=scope, failed=failed | self._unsent)
+        if not opts.dry_run:
+            update_manifest(self.manifest, tree, scope=scope, failed=failed | self._unsent)
         st.bytes_sent += self.bytes_sent - sent0
         st.bytes_received += self.bytes_received - recv0
         st.elapsed += time.perf_counter() - t0
         return st
+
+    def _tally(self, plan: Plan, st: SyncStats, progress: ProgressCallback | None) -> None:
+        """Count what ``plan`` would do (``--dry-run``)."""
+        st.files_sent += len(plan.send)
+        st.literal_bytes += sum(e.size for e in plan.send)
+        st.files_deleted += len(plan.deletes)
+        st.dirs_created += len(plan.mkdirs)
+        st.symlinks += len(plan.symlinks)
+        st.meta_updates += len(plan.meta) + len(plan.dir_meta)
+        if progress is not None:
+            for e in [*plan.mkdirs, *plan.send, *plan.symlinks]:
+                progress(self.name, e.path, e.size)
+            for p in plan.deletes:
+                progress(self.name, f"deleting {p}", 0)
 
     def _start_round(self) -> _Inbox:
         self._inbox = _Inbox()
@@ -572,6 +594,7 @@ async def push(
     delete: bool = True,
     delay_updates: bool = True,
     whole_file: bool = False,
+    dry_run: bool = False,
     tls: ssl.SSLContext | None = None,
     timeout: float = 10.0,
     progress: ProgressCallback | None = None,
@@ -581,7 +604,7 @@ async def push(
     Returns one :class:`~.stats.SyncStats` per receiver, in order; a receiver that could not
     be reached or failed as a whole has ``error`` set, and does not affect the others."""
     excl = Excluder(excludes)
-    opts = PushOptions(checksum, excl, delete, delay_updates, whole_file)
+    opts = PushOptions(checksum, excl, delete, delay_updates, whole_file, dry_run)
     src_s = os.fspath(src)
     tree_task = asyncio.ensure_future(_scan_entries(src_s, excl, checksum))
 

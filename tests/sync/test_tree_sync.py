@@ -218,3 +218,24 @@ async def test_a_file_vanishing_at_the_source_is_reported_and_retried(
         again = await s.push(src, paths=["vanishes.html"])
         assert again.ok and again.files_sent == 1
     assert (dst / "vanishes.html").read_text() == "back"
+
+
+async def test_dry_run_reports_and_changes_nothing(dirs: tuple[Path, Path]) -> None:
+    src, dst = dirs
+    sample_tree(src)
+    async with SyncReceiver(dst, key=KEY) as rx:
+        await push(src, [rx.address], key=KEY)
+        write(src, "img/new.png", "new")
+        os.unlink(src / "index.html")
+        (src / "newdir").mkdir()
+        before = snapshot(dst)
+        seen: list[str] = []
+        [st] = await push(
+            src, [rx.address], key=KEY, dry_run=True, progress=lambda a, p, n: seen.append(p)
+        )
+        assert st.ok and snapshot(dst) == before
+        assert (st.files_sent, st.files_deleted, st.dirs_created) == (1, 1, 1)
+        assert sorted(seen) == ["deleting index.html", "img/new.png", "newdir"]
+        [real] = await push(src, [rx.address], key=KEY)
+        assert (real.files_sent, real.files_deleted, real.dirs_created) == (1, 1, 1)
+    assert snapshot(dst) == snapshot(src)
