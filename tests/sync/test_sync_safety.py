@@ -461,3 +461,18 @@ async def test_the_sender_resends_whole_what_the_receiver_could_not_rebuild(
     wholes = [e for e in got if isinstance(e, ev.File)]
     assert [(w.path, w.data) for w in wholes] == [("f.bin", data)]
     assert st.files_sent == 2
+
+
+async def test_concurrent_pushes_to_one_receiver_do_not_interleave(tmp_path: Path) -> None:
+    srcs = [tmp_path / "a", tmp_path / "b"]
+    for i, src in enumerate(srcs):
+        for n in range(40):
+            write(src, f"d{n % 4}/f{n}.html", f"version {i} of file {n}\n" * 50)
+        write(src, f"only-in-{i}.html", "x")
+    dst = tmp_path / "dst"
+    async with SyncReceiver(dst, key=KEY) as rx:
+        results = await asyncio.gather(*(push(s, [rx.address], key=KEY) for s in srcs))
+        assert all(r[0].ok for r in results)
+        assert rx.pushes == 2
+    final = snapshot(dst, times=False)
+    assert final in (snapshot(srcs[0], times=False), snapshot(srcs[1], times=False))
