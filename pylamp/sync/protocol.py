@@ -140,8 +140,9 @@ def compute_proof(key: bytes, role: Role, server_nonce: bytes, client_nonce: byt
 
 
 def _tuplify(v: Any) -> Any:
+    """JSON arrays back to tuples: fields are flat or lists of flat rows (manifest rows)."""
     if isinstance(v, list):
-        return tuple(_tuplify(x) for x in v)
+        return tuple([tuple(x) if isinstance(x, list) else x for x in v])
     return v
 
 
