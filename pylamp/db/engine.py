@@ -77,6 +77,11 @@ _DB_NAME = re.compile(r"[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}")
 _LOCK_WAIT_TIMEOUT = 50.0  # seconds, MySQL's innodb_lock_wait_timeout
 _CACHE_LIMIT = 20000
 _PLACEHOLDER = re.compile(r":l(\d+)\b")
+_ALL_DEFAULTS = re.compile(
+    r"\s*(INSERT|REPLACE)(\s+IGNORE)?\s+(?:INTO\s+)?((?:`(?:[^`]|``)+`|[\w$]+)"
+    r"(?:\.(?:`(?:[^`]|``)+`|[\w$]+))?)\s*(?:\(\s*\)\s*)?VALUES?\s*\(\s*\)\s*",
+    re.I,
+)
 _LOCKING_READ = re.compile(r"\bFOR\s+(?:UPDATE|SHARE)\b|\bLOCK\s+IN\s+SHARE\s+MODE\b", re.I)
 _RENAMED_FUNCTIONS = re.compile(r"\b(DATE_FORMAT|STR_TO_DATE)\s*\(", re.I)
 _SQL_HINTS = re.compile(
@@ -123,6 +128,19 @@ _DEFAULT_VARIABLES: dict[str, Any] = {
     "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION",
     "lower_case_table_names": 0,
     "max_allowed_packet": 67108864,
+    "max_connections": 151,
+    "thread_cache_size": 9,
+    "table_open_cache": 4000,
+    "innodb_buffer_pool_size": 134217728,
+    "innodb_flush_log_at_trx_commit": 1,
+    "skip_name_resolve": "ON",
+    "explicit_defaults_for_timestamp": "ON",
+    "event_scheduler": "OFF",
+    "log_error": "",
+    "general_log": "OFF",
+    "slow_query_log": "OFF",
+    "long_query_time": 10,
+    "max_execution_time": 0,
     "net_buffer_length": 16384,
     "character_set_client": "utf8mb4",
     "character_set_connection": "utf8mb4",
@@ -804,6 +822,9 @@ class Session:
             hit = engine.cached(key)
             if hit is not None:
                 return hit
+        m = _ALL_DEFAULTS.fullmatch(shape.text)
+        if m:
+            return self._compile_all_defaults(m)
         try:
             tree = sqlmod.parse_mysql(_rename_functions(shape.text))
         except SqlError:
@@ -831,6 +852,28 @@ class Session:
         inline_vals = tuple(shape.literals[i].value for i in sorted(inline))
         engine.remember(shape_key, info, (self.db, shape.text, inline_vals), compiled)
         return compiled
+
+    def _compile_all_defaults(self, m: re.Match[str]) -> _Compiled:
+        """``INSERT INTO t () VALUES ()`` (a row of defaults), which sqlglot cannot parse:
+        SQLite spells it ``DEFAULT VALUES``."""
+        parts = [_unquote_ident(p) for p in re.findall(r"`(?:[^`]|``)+`|[^.`]+", m.group(3))]
+        db = parts[0] if len(parts) == 2 else self.db
+        if db is None:
+            raise SqlError(1046, "No database selected")
+        table = parts[-1]
+        verb = "OR REPLACE " if m.group(1).upper() == "REPLACE" else ""
+        if m.group(2):
+            verb = "OR IGNORE "
+        return _Compiled(
+            sql=f'INSERT {verb}INTO "{db}"."{table}" DEFAULT VALUES',
+            kind=Kind.WRITE,
+            params=(),
+            dbs=frozenset({db}),
+            reads=(),
+            target=(db, table),
+            columns=None,
+            verb="INSERT",
+        )
 
     def _compile_text(self, text: str, kind: Kind) -> _Compiled:
         return self._translate(sqlmod.parse_mysql(_rename_functions(text)), kind)

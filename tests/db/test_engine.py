@@ -461,3 +461,10 @@ def test_select_for_update_serialises_with_writers(engine: Engine, products: Ses
     products.execute("COMMIT")
     assert not engine.writer_lock.locked()
     other.close()
+
+
+def test_insert_a_row_of_defaults(session: Session) -> None:
+    session.execute("CREATE TABLE d (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(5) DEFAULT 'x')")
+    assert ok(session, "INSERT INTO d () VALUES ()").last_insert_id == 1
+    assert ok(session, "INSERT INTO shop.d VALUES ()").last_insert_id == 2
+    assert rows(session, "SELECT id, v FROM d") == [(1, "x"), (2, "x")]
