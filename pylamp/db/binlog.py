@@ -27,6 +27,7 @@ from pylamp.db.binlog_events import (
     CHECKSUM_LEN,
     HEADER_LEN,
     MAGIC,
+    SUPPRESS_USE,
     BinlogFormatError,
     Event,
     FormatDescription,
@@ -343,10 +344,10 @@ class Binlog:
             pos = self._pos
             parts: list[bytes] = []
 
-            def add(payload: Query | Xid) -> None:
+            def add(payload: Query | Xid, flags: int = 0) -> None:
                 nonlocal pos
                 data = encode_event(
-                    payload, timestamp=seconds, server_id=self.server_id, position=pos
+                    payload, timestamp=seconds, server_id=self.server_id, position=pos, flags=flags
                 )
                 parts.append(data)
                 pos += len(data)
@@ -355,7 +356,8 @@ class Binlog:
                 for s in stmts:
                     add(Query(s.db, s.sql, thread_id, microseconds=micros))
             else:
-                add(Query(stmts[0].db, "BEGIN", thread_id, microseconds=micros))
+                # as MySQL writes it: BEGIN carries the database but is shown without "use"
+                add(Query(stmts[0].db, "BEGIN", thread_id, microseconds=micros), SUPPRESS_USE)
                 for s in stmts:
                     add(Query(s.db, s.sql, thread_id, microseconds=micros))
                 add(Xid(self._next_xid))

@@ -28,6 +28,7 @@ __all__ = [
     "CHECKSUM_LEN",
     "HEADER_LEN",
     "MAGIC",
+    "SUPPRESS_USE",
     "BinlogFormatError",
     "Event",
     "EventHeader",
@@ -53,6 +54,7 @@ MAGIC = b"\xfebin"
 HEADER_LEN = 19
 CHECKSUM_LEN = 4
 BINLOG_IN_USE = 0x0001  # LOG_EVENT_BINLOG_IN_USE_F: set in the FDE while the file is written
+SUPPRESS_USE = 0x0008  # LOG_EVENT_SUPPRESS_USE_F: the QUERY's database is not its context
 CHARSET_UTF8MB4 = 45  # utf8mb4_general_ci: our statements are Python str written as UTF-8
 _CHECKSUM_CRC32 = 1
 _FLAGS_OFFSET = 17
@@ -395,7 +397,8 @@ def event_info(event: Event) -> tuple[str, str]:
     p = event.payload
     name = _TYPE_NAMES.get(p.type_code, f"Unknown({p.type_code})")  # type: ignore[call-overload]
     if isinstance(p, Query):
-        return name, (f"use `{p.db}`; {p.sql}" if p.db else p.sql)
+        use = p.db and not event.header.flags & SUPPRESS_USE
+        return name, (f"use `{p.db}`; {p.sql}" if use else p.sql)
     if isinstance(p, Xid):
         return name, f"COMMIT /* xid={p.xid} */"
     if isinstance(p, Rotate):
