@@ -86,10 +86,6 @@ def parent_of(path: str) -> str:
     return head or "."
 
 
-def _join(parent: str, name: str) -> str:
-    return name if parent == "." else f"{parent}/{name}"
-
-
 # ---------------------------------------------------------------------------------------------
 # Excludes
 
@@ -198,26 +194,30 @@ def _walk(root: str, rel: str, excl: Excluder, out: Manifest, temps: list[str]) 
     except (FileNotFoundError, NotADirectoryError):
         return
     subdirs: list[str] = []
+    prefix = "" if rel == "." else rel + "/"
+    check = excl.excluded if excl else None
     with it:
         for de in it:
             name = de.name
-            child = _join(rel, name)
-            if is_temp_name(name):
+            child = prefix + name
+            if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):
                 temps.append(child)
                 continue
             try:
                 st = de.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue
-            is_dir = stat.S_ISDIR(st.st_mode)
-            if excl and excl.excluded(child, is_dir):
+            m = st.st_mode
+            if check is not None and check(child, stat.S_ISDIR(m)):
+                continue
+            if stat.S_ISREG(m):  # the common case, inline
+                out[child] = Entry(child, FILE, m & 0o7777, st.st_mtime_ns, st.st_size)
                 continue
             e = _entry(child, st, de.path)
-            if e is None:
-                continue
-            out[child] = e
-            if is_dir:
-                subdirs.append(child)
+            if e is not None:
+                out[child] = e
+                if e.kind == DIR:
+                    subdirs.append(child)
     for d in subdirs:
         _walk(root, d, excl, out, temps)
 
