@@ -208,7 +208,7 @@ async def test_malformed_packets_close_only_that_connection(
 
 
 async def test_silent_client_is_dropped_after_connect_timeout(tmp_path: Path) -> None:
-    async with SqlServer(tmp_path / "db", root_password=PASSWORD, connect_timeout=0.2) as db:
+    async with SqlServer(tmp_path / "db", root_password=PASSWORD, connect_timeout=1.0) as db:
 
         def work() -> None:
             client = RawClient(db.port)
