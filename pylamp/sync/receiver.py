@@ -211,6 +211,8 @@ class _Handler:
             return
         push = self.push
         assert push is not None
+        if push.cur is not None and not isinstance(event, ev.FileData | ev.FileEnd):
+            raise ProtocolError(f"{type(event).__name__} inside file {push.cur.path!r}")
         if isinstance(event, ev.File):
             self.send_errors(push.whole_file(event))
         elif isinstance(event, ev.FileBegin):
@@ -244,8 +246,6 @@ class _Handler:
                     push.deletes.append(p)
         elif isinstance(event, ev.End):
             await self._await_sigs()
-            if push.cur is not None:
-                raise ProtocolError("End inside a file")
             self.send_errors(push.finish())
             self.send(ev.Done(dict(push.counts), tuple(push.failed), tuple(push.redo)))
             self.rx.pushes += 1

@@ -216,9 +216,7 @@ async def test_sender_vanishing_mid_push_publishes_nothing(tmp_path: Path) -> No
         rc.send(file_event("page.html", b"new page"))
         rc.send(ev.FileBegin("half.bin", 0o644, 1, 10, False))
         rc.send(ev.FileData(b"12345"))
-        rc.send(ev.SigRequest(("page.html",), ("",)))
-        await rc.until(ev.Signature)
-        assert len(temp_files(dst)) == 2
+        await _until(lambda: len(temp_files(dst)) == 2)
         await rc.close()
         await asyncio.wait_for(_until(lambda: rx.failed_pushes == 1), 10)
         # Garbage from another client is refused; the receiver keeps serving.
@@ -476,3 +474,21 @@ async def test_concurrent_pushes_to_one_receiver_do_not_interleave(tmp_path: Pat
         assert rx.pushes == 2
     final = snapshot(dst, times=False)
     assert final in (snapshot(srcs[0], times=False), snapshot(srcs[1], times=False))
+
+
+async def test_messages_out_of_order_inside_a_file_end_the_push_cleanly(tmp_path: Path) -> None:
+    dst = tmp_path / "dst"
+    write(dst, "page.html", "old")
+    async with SyncReceiver(dst, key=KEY) as rx:
+        rc = RawClient()
+        await rc.connect(rx.address)
+        await begin(rc)
+        rc.send(ev.FileBegin("a.html", 0o644, 1, 3, False))
+        rc.send(ev.FileData(b"abc"))
+        rc.send(file_event("page.html", b"new"))  # a whole file in the middle of another
+        err, _ = await rc.until(ev.Error)
+        await rc.close()
+        assert "inside file 'a.html'" in err.message
+        await _until(lambda: rx.failed_pushes == 1)
+    assert (dst / "page.html").read_text() == "old"
+    assert not (dst / "a.html").exists() and temp_files(dst) == []
