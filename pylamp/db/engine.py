@@ -30,6 +30,7 @@ import re
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -83,7 +84,7 @@ _ALL_DEFAULTS = re.compile(
     re.I,
 )
 _LOCKING_READ = re.compile(r"\bFOR\s+(?:UPDATE|SHARE)\b|\bLOCK\s+IN\s+SHARE\s+MODE\b", re.I)
-_RENAMED_FUNCTIONS = re.compile(r"\b(DATE_FORMAT|STR_TO_DATE)\s*\(", re.I)
+_RENAMED_FUNCTIONS = re.compile(r"\b(DATE_FORMAT|STR_TO_DATE|RAND|UUID)\s*\(", re.I)
 _SQL_HINTS = re.compile(
     r"\b(?:SQL_CALC_FOUND_ROWS|SQL_NO_CACHE|SQL_CACHE|SQL_BUFFER_RESULT|HIGH_PRIORITY"
     r"|STRAIGHT_JOIN|SQL_SMALL_RESULT|SQL_BIG_RESULT)\b",
@@ -614,6 +615,9 @@ class Session:
         register_functions(self._conn)
         self._conn.create_function("pylamp_now", 0, self._now_text, deterministic=True)
         self._conn.create_function("LAST_INSERT_ID", 0, lambda: self.last_insert_id)
+        self._conn.create_function("PYLAMP_RAND", 0, self.engine._rand.random)
+        self._conn.create_function("PYLAMP_RAND", 1, lambda seed: random.Random(seed).random())
+        self._conn.create_function("PYLAMP_UUID", 0, lambda: str(uuid.uuid1()))
         self._conn.create_function("LAST_INSERT_ID", 1, self._set_last_insert_id)
 
     # -- public API ------------------------------------------------------------------------
@@ -634,6 +638,15 @@ class Session:
             except SqlError as e:
                 e.results = results  # type: ignore[attr-defined]
                 raise
+            except Exception as e:
+                # a statement we mistranslated must not kill the connection or the server:
+                # report it as MySQL's generic error; an autocommit write was rolled back
+                log.warning("statement failed unexpectedly: %r", stmt[:200], exc_info=True)
+                if self._holds_writer and not self.in_transaction:
+                    self._rollback()
+                err = SqlError(1105, f"Unknown error: {type(e).__name__}: {e}")
+                err.results = results  # type: ignore[attr-defined]
+                raise err from None
         return results
 
     def use(self, db: str) -> None:
@@ -668,9 +681,12 @@ class Session:
             self.last_insert_id = int(value)
         return value
 
-    def _nd(self) -> NonDeterministic:
+    def _nd(self, *, per_row: bool = False) -> NonDeterministic:
         return NonDeterministic(
-            now=self._now, random=self.engine._rand.random, last_insert_id=self.last_insert_id
+            now=self._now,
+            random=self.engine._rand.random,
+            last_insert_id=self.last_insert_id,
+            per_row=per_row,
         )
 
     def _attach(self, db: str) -> None:
@@ -788,7 +804,7 @@ class Session:
     # -- DML ---------------------------------------------------------------------------------
 
     def _execute_dml(self, stmt: str, kind: Kind) -> ResultSet | Ok:
-        shape = sqlmod.strip_literals(stmt, self._nd())
+        shape = sqlmod.strip_literals(stmt, self._nd(per_row=kind is Kind.READ))
         compiled = self._compile(shape, kind)
         params = self._bind(compiled, shape)
         for db, table in compiled.reads:

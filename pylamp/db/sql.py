@@ -280,6 +280,8 @@ class NonDeterministic:
     random: Callable[[], float]
     uuid: Callable[[], str] = field(default=lambda: str(_uuid.uuid1()))
     last_insert_id: int = 0
+    per_row: bool = False
+    """For reads: RAND(), UUID() and LAST_INSERT_ID() stay functions (ORDER BY RAND() works)."""
 
 
 @dataclass(frozen=True)
@@ -483,7 +485,7 @@ def strip_literals(sql: str, nd: NonDeterministic | None = None) -> Shape:
             out.append(token)
             continue
         else:  # fn
-            if nd is None:
+            if nd is None or (nd.per_row and token[:4].upper() in ("RAND", "UUID", "LAST")):
                 out.append(token)
                 continue
             value = _fn_value(token, nd)

@@ -468,3 +468,13 @@ def test_insert_a_row_of_defaults(session: Session) -> None:
     assert ok(session, "INSERT INTO d () VALUES ()").last_insert_id == 1
     assert ok(session, "INSERT INTO shop.d VALUES ()").last_insert_id == 2
     assert rows(session, "SELECT id, v FROM d") == [(1, "x"), (2, "x")]
+
+
+def test_order_by_rand_shuffles_per_row(products: Session) -> None:
+    seen = {
+        tuple(r[0] for r in rows(products, "SELECT sku FROM products ORDER BY RAND()"))
+        for _ in range(30)
+    }
+    assert len(seen) > 1  # 30 identical orders of 3 rows: (1/6)^29
+    values = rows(products, "SELECT RAND(), UUID() FROM products")
+    assert len({v[0] for v in values}) == 3 and len({v[1] for v in values}) == 3
