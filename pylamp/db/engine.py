@@ -92,6 +92,74 @@ _SQL_HINTS = re.compile(
 )
 
 
+_INFO_SCHEMA: dict[str, list[str]] = {
+    "SCHEMATA": [
+        "CATALOG_NAME",
+        "SCHEMA_NAME",
+        "DEFAULT_CHARACTER_SET_NAME",
+        "DEFAULT_COLLATION_NAME",
+        "SQL_PATH",
+    ],
+    "TABLES": [
+        "TABLE_CATALOG",
+        "TABLE_SCHEMA",
+        "TABLE_NAME",
+        "TABLE_TYPE",
+        "ENGINE",
+        "VERSION",
+        "ROW_FORMAT",
+        "TABLE_ROWS",
+        "AUTO_INCREMENT",
+        "CREATE_TIME",
+        "TABLE_COLLATION",
+        "TABLE_COMMENT",
+    ],
+    "COLUMNS": [
+        "TABLE_CATALOG",
+        "TABLE_SCHEMA",
+        "TABLE_NAME",
+        "COLUMN_NAME",
+        "ORDINAL_POSITION",
+        "COLUMN_DEFAULT",
+        "IS_NULLABLE",
+        "DATA_TYPE",
+        "CHARACTER_MAXIMUM_LENGTH",
+        "NUMERIC_PRECISION",
+        "NUMERIC_SCALE",
+        "COLUMN_TYPE",
+        "COLUMN_KEY",
+        "EXTRA",
+        "COLUMN_COMMENT",
+        "CHARACTER_SET_NAME",
+        "COLLATION_NAME",
+    ],
+    "STATISTICS": [
+        "TABLE_CATALOG",
+        "TABLE_SCHEMA",
+        "TABLE_NAME",
+        "NON_UNIQUE",
+        "INDEX_SCHEMA",
+        "INDEX_NAME",
+        "SEQ_IN_INDEX",
+        "COLUMN_NAME",
+        "INDEX_TYPE",
+    ],
+    "KEY_COLUMN_USAGE": [
+        "CONSTRAINT_CATALOG",
+        "CONSTRAINT_SCHEMA",
+        "CONSTRAINT_NAME",
+        "TABLE_CATALOG",
+        "TABLE_SCHEMA",
+        "TABLE_NAME",
+        "COLUMN_NAME",
+        "ORDINAL_POSITION",
+        "REFERENCED_TABLE_SCHEMA",
+        "REFERENCED_TABLE_NAME",
+        "REFERENCED_COLUMN_NAME",
+    ],
+}
+
+
 class BinlogWriter(Protocol):
     """What the engine needs from the binary log (pylamp.db.binlog.Binlog provides it)."""
 
@@ -249,6 +317,7 @@ class _Compiled:
     verb: str = "SELECT"
     insert_columns: list[str] | None = None
     insert_rows: list[list[exp.Expression]] | None = None
+    info_schema: bool = False
     resolved: list[tuple[Column, Any] | str] | None = None
     cacheable_columns: bool = True
 
@@ -598,6 +667,7 @@ class Session:
         self.user_vars: dict[str, Any] = {}
         self.session_vars: dict[str, Any] = {}
         self.warnings: list[tuple[str, int, str]] = []
+        self._info_attached = False
         self.replaying = False
         self.replay_end: tuple[str, int] | None = None
         """While replaying: the end position of the transaction being applied."""
@@ -612,6 +682,8 @@ class Session:
         self._closed = False
         self._conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA busy_timeout = 10000")
+        # attached now: ATTACH is impossible inside a transaction; filled when queried
+        self._conn.execute("ATTACH DATABASE ':memory:' AS information_schema")
         register_functions(self._conn)
         self._conn.create_function("pylamp_now", 0, self._now_text, deterministic=True)
         self._conn.create_function("LAST_INSERT_ID", 0, lambda: self.last_insert_id)
@@ -813,6 +885,8 @@ class Session:
             self._require_table(compiled.verb, compiled.target[0], compiled.target[1])
         for db in compiled.dbs:
             self._attach(db)
+        if compiled.info_schema:
+            self._fill_information_schema()
         if compiled.kind is Kind.READ:
             if (self.in_transaction or not self.autocommit) and _LOCKING_READ.search(shape.text):
                 # SELECT ... FOR UPDATE: serialise with writers, as InnoDB's row locks would
@@ -868,6 +942,108 @@ class Session:
         inline_vals = tuple(shape.literals[i].value for i in sorted(inline))
         engine.remember(shape_key, info, (self.db, shape.text, inline_vals), compiled)
         return compiled
+
+    def _fill_information_schema(self) -> None:
+        """(Re)build the in-memory ``information_schema`` (SCHEMATA, TABLES, COLUMNS,
+        STATISTICS, KEY_COLUMN_USAGE) from the catalogs of the databases this user may see."""
+        conn = self._conn
+        if not self._info_attached:
+            for name, cols in _INFO_SCHEMA.items():
+                conn.execute(f"CREATE TABLE information_schema.{name} ({', '.join(cols)})")
+            self._info_attached = True
+        for name in _INFO_SCHEMA:
+            conn.execute(f"DELETE FROM information_schema.{name}")
+        rows: dict[str, list[tuple[Any, ...]]] = {name: [] for name in _INFO_SCHEMA}
+        rows["SCHEMATA"].append(
+            ("def", "information_schema", "utf8mb3", "utf8mb3_general_ci", None)
+        )
+        for db in self._visible_dbs():
+            rows["SCHEMATA"].append(("def", db, "utf8mb4", "utf8mb4_general_ci", None))
+            self._attach(db)
+            specs = [
+                TableSpec.from_json(r[0])
+                for r in conn.execute(f'SELECT spec FROM "{db}"._pylamp_tables ORDER BY name')
+            ]
+            for spec in specs:
+                rows["TABLES"].append(
+                    (
+                        "def",
+                        db,
+                        spec.name,
+                        "BASE TABLE",
+                        spec.engine,
+                        10,
+                        "Dynamic",
+                        None,
+                        None,
+                        None,
+                        "utf8mb4_general_ci",
+                        "",
+                    )
+                )
+                for pos, c in enumerate(spec.columns, 1):
+                    info = type_info(c.type)
+                    base = re.match(r"[a-z]+", c.type)
+                    default = c.default
+                    if default is not None and default.startswith("'"):
+                        default = sqlmod.unescape_string(default[1:-1], "'")
+                    extra = "auto_increment" if c.auto_increment else ""
+                    rows["COLUMNS"].append(
+                        (
+                            "def",
+                            db,
+                            spec.name,
+                            c.name,
+                            pos,
+                            default,
+                            "YES" if c.nullable else "NO",
+                            base.group(0) if base else c.type,
+                            info.length if info.charset != BINARY_CHARSET else None,
+                            info.length if info.charset == BINARY_CHARSET else None,
+                            info.decimals if info.scale is not None else None,
+                            c.type,
+                            spec.key_label(c.name),
+                            extra,
+                            c.comment,
+                            "utf8mb4" if info.charset != BINARY_CHARSET else None,
+                            "utf8mb4_general_ci" if info.charset != BINARY_CHARSET else None,
+                        )
+                    )
+                for idx in spec.indexes:
+                    for seq, col in enumerate(idx.columns, 1):
+                        rows["STATISTICS"].append(
+                            (
+                                "def",
+                                db,
+                                spec.name,
+                                0 if idx.kind != "KEY" else 1,
+                                db,
+                                idx.name,
+                                seq,
+                                col,
+                                "BTREE",
+                            )
+                        )
+                        if idx.kind != "KEY":
+                            rows["KEY_COLUMN_USAGE"].append(
+                                (
+                                    "def",
+                                    db,
+                                    idx.name,
+                                    "def",
+                                    db,
+                                    spec.name,
+                                    col,
+                                    seq,
+                                    None,
+                                    None,
+                                    None,
+                                )
+                            )
+        for name, values in rows.items():
+            if values:
+                marks = ", ".join("?" * len(values[0]))
+                conn.executemany(f"INSERT INTO information_schema.{name} VALUES ({marks})", values)
 
     def _compile_all_defaults(self, m: re.Match[str]) -> _Compiled:
         """``INSERT INTO t () VALUES ()`` (a row of defaults), which sqlglot cannot parse:
@@ -938,6 +1114,7 @@ class Session:
         reads: list[tuple[str | None, str]] = []
         target: tuple[str | None, str] | None = None
         target_node: exp.Table | None = None
+        info_schema = False
         if isinstance(tree, exp.Insert):
             t = tree.this
             target_node = t.this if isinstance(t, exp.Schema) else t
@@ -967,7 +1144,14 @@ class Session:
                     continue
                 raise SqlError(1046, "No database selected")
             if dbname.lower() == "information_schema":
-                raise SqlError(1235, "information_schema is not supported")
+                if table is target_node:
+                    raise SqlError(
+                        1044,
+                        f"Access denied for user '{self.user}'@'{self.host}' to database "
+                        "'information_schema'",
+                    )
+                info_schema = True
+                continue
             if db is None:
                 table.set("db", exp.to_identifier(dbname, quoted=True))
             dbs.add(dbname)
@@ -1032,6 +1216,7 @@ class Session:
             verb=verb,
             insert_columns=insert_columns,
             insert_rows=insert_rows,
+            info_schema=info_schema,
         )
 
     def _add_on_update(self, tree: exp.Update, db: str, table: str) -> None:

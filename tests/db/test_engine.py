@@ -478,3 +478,26 @@ def test_order_by_rand_shuffles_per_row(products: Session) -> None:
     assert len(seen) > 1  # 30 identical orders of 3 rows: (1/6)^29
     values = rows(products, "SELECT RAND(), UUID() FROM products")
     assert len({v[0] for v in values}) == 3 and len({v[1] for v in values}) == 3
+
+
+def test_information_schema(products: Session) -> None:
+    assert rows(
+        products,
+        "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'shop'",
+    ) == [("products", "BASE TABLE")]
+    columns = rows(
+        products,
+        "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, COLUMN_KEY "
+        "FROM information_schema.columns WHERE table_schema = DATABASE() "
+        "AND table_name = 'products' ORDER BY ORDINAL_POSITION",
+    )
+    assert columns[0] == ("id", "int", "int unsigned", "NO", "PRI")
+    assert columns[3] == ("price", "decimal", "decimal(10,2)", "NO", "MUL")
+    assert ("shop",) in rows(products, "SELECT SCHEMA_NAME FROM INFORMATION_SCHEMA.SCHEMATA")
+    assert errno(products, "DELETE FROM information_schema.tables") == 1044
+
+
+def test_information_schema_inside_a_write_transaction(products: Session) -> None:
+    products.execute("BEGIN; INSERT INTO products (sku) VALUES ('Q')")
+    assert one(products, "SELECT COUNT(*) FROM information_schema.tables") == 1
+    products.execute("COMMIT")
