@@ -24,9 +24,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -39,24 +40,35 @@ from sync_throughput import rsync_daemon  # noqa: E402
 _POLL = 0.0005  # seconds between checks of the receivers
 
 
-def _spawn(args: list[str], ready: str, what: str, deadline: float = 30.0) -> subprocess.Popen[str]:
-    """Start ``python -m pylamp.sync ARGS`` and wait for a stdout line containing ``ready``."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pylamp.sync", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"{what} exited with status {proc.wait()}")
-        if ready in line:
-            return proc
-    proc.kill()
-    raise RuntimeError(f"{what} not ready within {deadline} s")
+class _Spawned:
+    """A ``python -m pylamp.sync`` process whose output lines are read (and kept, with the
+    time they arrived) by a thread, so its stdout pipe never fills up and blocks it."""
+
+    def __init__(self, args: list[str], ready: str, what: str, deadline: float = 30.0) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pylamp.sync", *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[tuple[float, str]] = []
+        stdout = self.proc.stdout
+        assert stdout is not None
+        end = time.monotonic() + deadline
+        while True:
+            line = stdout.readline()
+            if not line:
+                raise RuntimeError(f"{what} exited with status {self.proc.wait()}")
+            if ready in line:
+                break
+            if time.monotonic() > end:
+                _stop(self.proc)
+                raise RuntimeError(f"{what} not ready within {deadline} s")
+        threading.Thread(target=self._drain, args=(stdout,), daemon=True).start()
+
+    def _drain(self, stdout: IO[str]) -> None:
+        for line in stdout:
+            self.lines.append((time.perf_counter(), line.rstrip()))
 
 
 def _stop(proc: subprocess.Popen[Any]) -> None:
@@ -136,8 +148,9 @@ def seed_tree(src: Path, files: int) -> None:
 
 def measure(
     src: Path, dests: list[Path], edits: int, pause: float, burst: int, tag: str
-) -> tuple[list[float], float]:
-    """Single-file edit latencies (seconds) and the time for a burst of ``burst`` new files."""
+) -> tuple[list[float], float, float]:
+    """Single-file edit latencies (seconds), the time for a burst of ``burst`` new files, and
+    when the burst started (``perf_counter``)."""
     lat: list[float] = []
     for i in range(edits):
         # A new size each time: rsync's quick check (size and mtime) would skip a same-size
@@ -157,11 +170,11 @@ def measure(
     _wait_files({d / rel: data for d in dests for rel, data in payloads.items()})
     burst_time = time.perf_counter() - t0
     time.sleep(pause)
-    return lat, burst_time
+    return lat, burst_time, t0
 
 
 def run_pylamp(
-    work: Path, debounce: float, edits: int, burst: int, receivers: int
+    work: Path, debounce: float, edits: int, burst: int, receivers: int, verbose: bool = False
 ) -> tuple[list[float], float]:
     key_file = work / "key"
     key_file.write_bytes(secrets.token_bytes(32))
@@ -169,13 +182,20 @@ def run_pylamp(
     dests = [work / f"web{i + 2}" for i in range(receivers)]
     procs, addrs = _serve(dests, key_file)
     try:
-        watcher = _spawn(
+        watcher = _Spawned(
             ["watch", str(src), *addrs, "--key", str(key_file), "--debounce", str(debounce)],
             "watching",
             "watcher",
         )
-        procs.append(watcher)
-        return measure(src, dests, edits, debounce + 0.1, burst, f"pylamp{debounce}")
+        procs.append(watcher.proc)
+        result = measure(src, dests, edits, debounce + 0.1, burst, f"pylamp{debounce}")
+        if verbose:
+            t_burst = result[2]
+            print(f"watcher log, debounce {debounce} s (ms from the start of the burst):")
+            for t, line in watcher.lines:
+                if t >= t_burst - 0.01:
+                    print(f"  {(t - t_burst) * 1000:8.1f}  {line}")
+        return result[0], result[1]
     finally:
         for p in reversed(procs):
             _stop(p)
@@ -208,7 +228,8 @@ def run_lsyncd(work: Path, edits: int, burst: int, receivers: int) -> tuple[list
             end = time.monotonic() + 30
             while log.read_text().count("finished") < receivers and time.monotonic() < end:
                 time.sleep(0.01)
-            return measure(src, dests, edits, 0.1, burst, "lsyncd")
+            lat, burst_time, _ = measure(src, dests, edits, 0.1, burst, "lsyncd")
+            return lat, burst_time
         finally:
             _stop(proc)
 
@@ -229,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--burst", type=int, help="files in the burst (default 200)")
     p.add_argument("--receivers", type=int, default=2, help="number of receivers (default 2)")
     p.add_argument("--no-lsyncd", action="store_true", help="skip the lsyncd comparison")
+    p.add_argument("--verbose", action="store_true", help="print the watcher's log of the burst")
     args = p.parse_args(argv)
     edits = args.edits or (5 if args.quick else 100)
     burst = args.burst or (20 if args.quick else 200)
@@ -246,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             work = Path(tmp)
             seed_tree(work / "web1", 50 if args.quick else 500)
             assert debounce is not None
-            lat, b = run_pylamp(work, debounce, edits, burst, args.receivers)
+            lat, b = run_pylamp(work, debounce, edits, burst, args.receivers, args.verbose)
             lines.append(_summary(label, lat, b, target))
     if args.no_lsyncd:
         lines.append("  lsyncd: not compared (--no-lsyncd)")
