@@ -1109,6 +1109,8 @@ class Session:
         if isinstance(tree, exp.Command) and tree.name.upper() == "REPLACE":
             tree = sqlmod.parse_mysql("INSERT" + tree.sql("mysql")[len("REPLACE") :])
             tree.set("alternative", "REPLACE")
+        if isinstance(tree, exp.Delete) and (tree.args.get("tables") or tree.args.get("using")):
+            tree = _multi_table_delete(tree)
         ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
         dbs: set[str] = set()
         reads: list[tuple[str | None, str]] = []
@@ -2667,6 +2669,33 @@ def _database_stmt_done(text: str, engine: Engine) -> bool:
         exists = engine.db_exists(_unquote_ident(m.group(2)))
         return exists if m.group(1).upper() == "CREATE" else not exists
     return False
+
+
+def _multi_table_delete(tree: exp.Delete) -> exp.Delete:
+    """MySQL's ``DELETE t FROM t JOIN u ON ... WHERE ...`` (one target) as
+    ``DELETE FROM t WHERE rowid IN (SELECT t.rowid FROM t JOIN u ON ... WHERE ...)``."""
+    targets = tree.args.get("tables") or []
+    source = tree.this
+    using = tree.args.get("using")
+    if using:
+        # DELETE FROM t USING t JOIN u ...: the target is ``this``, the join is in USING
+        targets = [source]
+        source = using[0] if isinstance(using, list) else using
+    if len(targets) != 1 or not isinstance(source, exp.Table):
+        raise SqlError(1235, "DELETE from more than one table is not supported")
+    wanted = targets[0].name.lower()
+    candidates = [source] + [j.this for j in source.args.get("joins") or []]
+    real = next((t for t in candidates if t.alias_or_name.lower() == wanted), None)
+    if not isinstance(real, exp.Table):
+        raise SqlError(1109, f"Unknown table '{targets[0].name}' in MULTI DELETE")
+    sub = exp.select(exp.column("rowid", table=real.alias_or_name)).from_(source.copy())
+    if tree.args.get("where") is not None:
+        sub.set("where", tree.args["where"].copy())
+    target = exp.Table(this=real.this.copy(), db=real.args.get("db"))
+    return exp.Delete(
+        this=target,
+        where=exp.Where(this=exp.In(this=exp.column("rowid"), query=exp.Subquery(this=sub))),
+    )
 
 
 def _rename_functions(shape_text: str) -> str:

@@ -501,3 +501,13 @@ def test_information_schema_inside_a_write_transaction(products: Session) -> Non
     products.execute("BEGIN; INSERT INTO products (sku) VALUES ('Q')")
     assert one(products, "SELECT COUNT(*) FROM information_schema.tables") == 1
     products.execute("COMMIT")
+
+
+def test_multi_table_delete(products: Session) -> None:
+    products.execute("CREATE TABLE gone (sku VARCHAR(20) PRIMARY KEY)")
+    products.execute("INSERT INTO gone VALUES ('A1'), ('C3')")
+    result = ok(products, "DELETE p FROM products p JOIN gone g ON g.sku = p.sku WHERE p.qty > 5")
+    assert result.affected_rows == 1
+    assert rows(products, "SELECT sku FROM products ORDER BY sku") == [("B2",), ("C3",)]
+    ok(products, "DELETE FROM products USING products JOIN gone ON gone.sku = products.sku")
+    assert rows(products, "SELECT sku FROM products") == [("B2",)]
