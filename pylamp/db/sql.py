@@ -313,7 +313,8 @@ _TOKEN_FN_RE = re.compile(
     + _TOKEN_BODY
     + r"""
     |(?P<fn>(?i:\b(?:NOW|SYSDATE|CURDATE|CURTIME|UNIX_TIMESTAMP|UTC_TIMESTAMP|UTC_DATE|UTC_TIME
-              |RAND|UUID|LAST_INSERT_ID)\s*\(\s*\d*\s*\)
+              |RAND|UUID)\s*\(\s*\d*\s*\)
+         |\bLAST_INSERT_ID\s*\(\s*\)
          |\b(?:CURRENT_TIMESTAMP|CURRENT_DATE|CURRENT_TIME|LOCALTIMESTAMP|LOCALTIME)\b
               (?:\s*\(\s*\d*\s*\))?)))""",
     re.X | re.S,

@@ -511,3 +511,10 @@ def test_multi_table_delete(products: Session) -> None:
     assert rows(products, "SELECT sku FROM products ORDER BY sku") == [("B2",), ("C3",)]
     ok(products, "DELETE FROM products USING products JOIN gone ON gone.sku = products.sku")
     assert rows(products, "SELECT sku FROM products") == [("B2",)]
+
+
+def test_last_insert_id_sequence_idiom(session: Session) -> None:
+    session.execute("CREATE TABLE seq (id INT NOT NULL); INSERT INTO seq VALUES (41)")
+    session.execute("UPDATE seq SET id = LAST_INSERT_ID(id + 1)")
+    assert one(session, "SELECT LAST_INSERT_ID()") == 42
+    assert one(session, "SELECT id FROM seq") == 42

@@ -192,3 +192,9 @@ def test_strip_restore_round_trip(pairs: list[tuple[str, object]]) -> None:
 def test_split_never_breaks_inside_strings(values: list[str]) -> None:
     statements = [f"SELECT {literal_sql(v)}" for v in values]
     assert split_statements("; ".join(statements)) == statements
+
+
+def test_last_insert_id_with_an_argument_is_not_replaced() -> None:
+    shape = strip_literals("UPDATE seq SET id = LAST_INSERT_ID(5)", ND)
+    assert not shape.determinised
+    assert restore(shape) == "UPDATE seq SET id = LAST_INSERT_ID(5)"
