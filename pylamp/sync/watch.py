@@ -347,33 +347,45 @@ class SyncWatcher:
     async def _push_one(
         self, t: _Target, scope: tuple[str, ...] | None, refresh: bool
     ) -> SyncStats:
-        st = SyncStats(address=str(t.address))
-        try:
-            if t.session is None:
-                session = SyncSession(
-                    t.address,
-                    self._key,
-                    tls=self._tls,
-                    compress=self._compress,
-                    timeout=self._timeout,
-                )
-                await session.connect()
-                t.session, t.needs_full = session, True
-            full = scope is None or t.needs_full
-            st = await t.session.push(
-                self.src,
-                paths=None if full else scope,
-                excludes=self._excludes.patterns,
-                refresh=refresh,
-                checksum=self._checksum,
-                delete=self._delete,
-                delay_updates=self._delay_updates,
+        """Push to one receiver. A kept connection that turns out dead (the receiver
+        restarted) is replaced once, in the same round, by a fresh one and a full push."""
+        for attempt in (1, 2):
+            reused = t.session is not None
+            try:
+                return await self._push_session(t, scope, refresh)
+            except Exception as e:  # one receiver's failure must not stop the others
+                await self._drop(t)
+                if reused and attempt == 1:
+                    log.info("connection to %s lost (%s), reconnecting", t.address, e)
+                    continue
+                log.warning("push to %s failed: %s", t.address, e)
+                return SyncStats(address=str(t.address), error=str(e) or type(e).__name__)
+        raise AssertionError("unreachable")
+
+    async def _push_session(
+        self, t: _Target, scope: tuple[str, ...] | None, refresh: bool
+    ) -> SyncStats:
+        if t.session is None:
+            session = SyncSession(
+                t.address,
+                self._key,
+                tls=self._tls,
+                compress=self._compress,
+                timeout=self._timeout,
             )
-            t.needs_full = False
-        except Exception as e:  # one receiver's failure must not stop the others
-            log.warning("push to %s failed: %s", t.address, e)
-            st.error = str(e) or type(e).__name__
-            await self._drop(t)
+            await session.connect()
+            t.session, t.needs_full = session, True
+        full = scope is None or t.needs_full
+        st = await t.session.push(
+            self.src,
+            paths=None if full else scope,
+            excludes=self._excludes.patterns,
+            refresh=refresh,
+            checksum=self._checksum,
+            delete=self._delete,
+            delay_updates=self._delay_updates,
+        )
+        t.needs_full = False
         return st
 
     async def _drop(self, t: _Target) -> None:

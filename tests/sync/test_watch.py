@@ -238,3 +238,26 @@ async def test_a_failing_callback_does_not_stop_the_loop(tmp_path: Path) -> None
         (src / "two.txt").write_bytes(b"2")
         w.notify("two.txt")
         await _eventually(lambda: _read(tmp_path / "dst" / "two.txt") == b"2")
+
+
+async def test_receiver_restart_is_reconnected_within_the_round(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    rounds: list[PushRound] = []
+    rx = SyncReceiver(tmp_path / "dst", key=KEY)
+    await rx.start()
+    port = rx.address[1]
+    try:
+        async with SyncWatcher(
+            src, [rx.address], key=KEY, debounce=0, watch=False, on_push=rounds.append
+        ) as w:
+            await rx.close()  # the kept connection dies with it
+            rx = SyncReceiver(tmp_path / "dst", port=port, key=KEY)
+            await rx.start()
+            (src / "b.txt").write_bytes(b"b")
+            rnd = await w.sync_once(["b.txt"])
+            assert rnd.ok, rnd.stats
+            assert _read(tmp_path / "dst" / "b.txt") == b"b"
+    finally:
+        await rx.close()
