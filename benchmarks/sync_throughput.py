@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/sync_throughput.py --tree DIR [--old DIR]   # your own tree
 
 Scenario A is a generated docroot (about 2,000 files, 200 MiB: many of 2-64 KiB, about 20 of
-2-20 MiB) and a new version of it (about 2% of the files edited by overwrites, inserts and
+2-16 MiB) and a new version of it (about 2% of the files edited by overwrites, inserts and
 deletes, 20 added, 20 deleted, a few only touched). Scenario B is one 512 MiB file with 200
 scattered edits of about 1 KiB, half of them shifting the data after them. Both are made from
 a seed, so every run sees the same bytes.
