@@ -3,7 +3,9 @@
 Runs the three servers side by side on the same zone (the cluster's generated
 foo.com) and the same query mix (80% www.foo.com A, 8% foo.com SOA, 6% foo.com NS, 6%
 names that do not exist), at a few dnsperf -c/-q settings, and prints qps, average
-latency, lost queries, the ratios pylamp/BIND and pylamp/dnslib, and pylamp's memory.
+latency, lost queries, each server's CPU time per answered query (user + system, all
+threads: a measure that a busy machine disturbs less than qps), the ratios pylamp/BIND and
+pylamp/dnslib, and pylamp's memory.
 
     .venv/bin/python benchmarks/dns_qps.py            # full run (~3 minutes)
     .venv/bin/python benchmarks/dns_qps.py --quick    # a short run
@@ -59,6 +61,7 @@ class Result:
     latency_ms: float
     sent: int
     lost: int
+    cpu_us: float = 0.0  # server CPU time (user + system) per answered query
 
 
 def query_file(path: Path) -> None:
@@ -193,7 +196,17 @@ def dnslib_server(zone: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
         stop(proc)
 
 
-def dnsperf(port: int, queries: Path, clients: int, outstanding: int, seconds: int) -> Result:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def dnsperf(
+    port: int, pid: int, queries: Path, clients: int, outstanding: int, seconds: int
+) -> Result:
+    """One dnsperf run against the server on ``port`` (process ``pid``)."""
+    cpu_before = cpu_seconds(pid)
     out = subprocess.run(
         [
             "dnsperf",
@@ -210,7 +223,7 @@ def dnsperf(port: int, queries: Path, clients: int, outstanding: int, seconds: i
             "-l",
             str(seconds),
             "-t",
-            "2",
+            str(min(2, seconds)),
         ],
         capture_output=True,
         text=True,
@@ -223,11 +236,14 @@ def dnsperf(port: int, queries: Path, clients: int, outstanding: int, seconds: i
             raise RuntimeError(f"dnsperf output without {label!r}:\n{out}")
         return float(match.group(1))
 
+    used = cpu_seconds(pid) - cpu_before
+    completed = number("Queries completed")
     return Result(
         qps=number("Queries per second"),
         latency_ms=number(r"Average Latency \(s\)") * 1000,
         sent=int(number("Queries sent")),
         lost=int(number("Queries lost")),
+        cpu_us=used / completed * 1e6 if completed else 0.0,
     )
 
 
@@ -282,9 +298,9 @@ def main(argv: list[str] | None = None) -> int:
             running = {name: stack.enter_context(start()) for name, start in servers.items()}
             for clients, outstanding in settings:
                 for _ in range(rounds):
-                    for name, (port, _) in running.items():
+                    for name, (port, proc) in running.items():
                         runs.setdefault((name, clients, outstanding), []).append(
-                            dnsperf(port, queries, clients, outstanding, seconds)
+                            dnsperf(port, proc.pid, queries, clients, outstanding, seconds)
                         )
             memory = rss_mb(running["pylamp"][1].pid)
         for key, done in runs.items():
@@ -292,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(
             f"{'server':8} {'-c':>3} {'-q':>5} {'qps':>10} {'avg ms':>8} {'sent':>9} "
-            f"{'lost':>6}  {'vs BIND':>8} {'vs dnslib':>10}"
+            f"{'lost':>6} {'cpu us/q':>8}  {'vs BIND':>8} {'vs dnslib':>10}"
         )
         for clients, outstanding in settings:
             base = results.get(("bind", clients, outstanding))
@@ -303,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
                 vs_dnslib = f"{r.qps / slow.qps:9.1f}x" if slow and slow.qps else "-"
                 print(
                     f"{name:8} {clients:>3} {outstanding:>5} {r.qps:>10.0f} "
-                    f"{r.latency_ms:>8.3f} {r.sent:>9} {r.lost:>6}  {vs_bind:>8} {vs_dnslib:>10}"
+                    f"{r.latency_ms:>8.3f} {r.sent:>9} {r.lost:>6} {r.cpu_us:>8.1f}  "
+                    f"{vs_bind:>8} {vs_dnslib:>10}"
                 )
         print(f"pylamp server memory: {memory[0]:.1f} MB RSS ({memory[1]:.1f} MB peak)")
     return 0
