@@ -1922,7 +1922,9 @@ class Session:
                 like = tree.find(exp.LikeProperty)
                 if like is not None:
                     return self._create_like(tree, schema, like)
-            raise SqlError(1235, "This version of MySQL doesn't yet support 'CREATE TABLE ... AS'")
+            if isinstance(schema, exp.Table) and isinstance(tree.expression, exp.Query):
+                return self._create_as_select(tree, schema, tree.expression)
+            raise SqlError(1235, "This version of MySQL doesn't yet support this CREATE TABLE")
         db, name = self._table_ref(schema.this)
         self._require_table("CREATE", db, name)
         if self.engine.table_spec(self._conn, db, name) is not None:
@@ -1933,6 +1935,34 @@ class Session:
         spec = _spec_from_schema(name, schema, tree)
         for ddl in sqlite_table_ddl(db, spec):
             self._conn.execute(ddl)
+        self._save_spec(db, spec)
+        return {db}
+
+    def _create_as_select(self, tree: exp.Create, table: exp.Table, query: exp.Query) -> set[str]:
+        """CREATE TABLE t AS SELECT ...: column types from the query's result columns."""
+        db, name = self._table_ref(table)
+        self._require_table("CREATE", db, name)
+        if self.engine.table_spec(self._conn, db, name) is not None:
+            if tree.args.get("exists"):
+                return set()
+            raise SqlError(1050, f"Table '{name}' already exists")
+        compiled = self._compile_text(query.sql("mysql"), Kind.READ)
+        for src_db, src_table in compiled.reads:
+            self._require_table("SELECT", src_db, src_table)
+        try:
+            cur = self._conn.execute(compiled.sql, self._bind(compiled, Shape("", [])))
+            raw = cur.fetchall()
+        except sqlite3.Error as e:
+            raise self._map_error(e, compiled) from None
+        names = [d[0] for d in cur.description or ()]
+        result = self._result_set(compiled, names, raw)
+        columns = [ColumnSpec(c.name, _mysql_type_of(c)) for c in result.columns]
+        spec = TableSpec(name, columns)
+        for ddl in sqlite_table_ddl(db, spec):
+            self._conn.execute(ddl)
+        if raw:
+            marks = ", ".join("?" * len(columns))
+            self._conn.executemany(f'INSERT INTO "{db}"."{name}" VALUES ({marks})', raw)
         self._save_spec(db, spec)
         return {db}
 
@@ -2669,6 +2699,39 @@ def _database_stmt_done(text: str, engine: Engine) -> bool:
         exists = engine.db_exists(_unquote_ident(m.group(2)))
         return exists if m.group(1).upper() == "CREATE" else not exists
     return False
+
+
+_TYPE_NAMES = {
+    FieldType.TINY: "tinyint",
+    FieldType.SHORT: "smallint",
+    FieldType.INT24: "mediumint",
+    FieldType.LONG: "int",
+    FieldType.LONGLONG: "bigint",
+    FieldType.FLOAT: "float",
+    FieldType.DOUBLE: "double",
+    FieldType.DATE: "date",
+    FieldType.DATETIME: "datetime",
+    FieldType.TIMESTAMP: "timestamp",
+    FieldType.TIME: "time",
+    FieldType.YEAR: "year",
+    FieldType.JSON: "json",
+}
+
+
+def _mysql_type_of(column: Column) -> str:
+    """A MySQL column type for a result column (CREATE TABLE ... AS SELECT)."""
+    code = column.type_code
+    if code in _TYPE_NAMES:
+        unsigned = " unsigned" if column.flags & ColumnFlag.UNSIGNED and code < 10 else ""
+        return _TYPE_NAMES[code] + unsigned
+    if code == FieldType.NEWDECIMAL:
+        digits = max(column.length - (1 if column.decimals else 0) - 1, 1)
+        return f"decimal({min(digits, 65)},{min(column.decimals, 30)})"
+    if column.charset == BINARY_CHARSET:
+        return "longblob"
+    if code in (FieldType.VAR_STRING, FieldType.STRING) and 0 < column.length <= 4 * 16383:
+        return f"varchar({max(column.length // 4, 1)})"
+    return "longtext"
 
 
 def _multi_table_delete(tree: exp.Delete) -> exp.Delete:

@@ -518,3 +518,21 @@ def test_last_insert_id_sequence_idiom(session: Session) -> None:
     session.execute("UPDATE seq SET id = LAST_INSERT_ID(id + 1)")
     assert one(session, "SELECT LAST_INSERT_ID()") == 42
     assert one(session, "SELECT id FROM seq") == 42
+
+
+def test_create_table_as_select(products: Session) -> None:
+    ok(
+        products,
+        "CREATE TABLE cheap AS SELECT id, sku, price, qty * 2 AS q2 FROM products WHERE price < 1",
+    )
+    assert rows(products, "SELECT sku, price, q2 FROM cheap ORDER BY id") == [
+        ("A1", Decimal("0.50"), 20),
+        ("B2", Decimal("0.25"), 40),
+    ]
+    described = {r[0]: r[1] for r in rows(products, "DESCRIBE cheap")}
+    assert described == {
+        "id": "int unsigned",
+        "sku": "varchar(20)",
+        "price": "decimal(10,2)",
+        "q2": "bigint",
+    }
