@@ -3,3 +3,7 @@
 Run it with ``python -m pylamp.db`` or embed it: ``async with SqlServer(...) as db``
 (:mod:`pylamp.db.server`).
 """
+
+from pylamp.db.server import SqlServer
+
+__all__ = ["SqlServer"]
