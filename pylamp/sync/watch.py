@@ -32,11 +32,14 @@ from .manifest import Excluder
 from .sender import Address, SyncSession
 from .stats import SyncStats
 
-__all__ = ["Debouncer", "PushRound", "SyncWatcher", "format_round"]
+__all__ = ["MAX_SCOPE", "Debouncer", "PushRound", "SyncWatcher", "format_round"]
 
 log = logging.getLogger("pylamp.sync.watch")
 
 _EVENT_TYPES = frozenset({"created", "modified", "deleted", "moved", "closed"})
+MAX_SCOPE = 100
+"""More changed paths than this are pushed as a full push (one scan of the tree), which costs
+less than a push scoped to very many paths."""
 
 
 @dataclass
@@ -327,9 +330,12 @@ class SyncWatcher:
         self, paths: Iterable[str] | None = None, *, refresh: bool = False
     ) -> PushRound:
         """Push ``paths`` (relative to ``src``), or everything when None, to every receiver in
-        parallel, and return the round. A receiver that fails gets its ``error`` set and is
-        pushed in full next time; the others are not affected."""
+        parallel, and return the round (more than :data:`MAX_SCOPE` paths: everything). A
+        receiver that fails gets its ``error`` set and is pushed in full next time; the others
+        are not affected."""
         scope = None if paths is None else tuple(paths)
+        if scope is not None and len(scope) > MAX_SCOPE:
+            scope = None
         async with self._lock:
             started = self._clock()
             if scope is None:

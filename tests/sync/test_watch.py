@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pylamp.sync.receiver import SyncReceiver
-from pylamp.sync.watch import Debouncer, PushRound, SyncWatcher, format_round
+from pylamp.sync.watch import MAX_SCOPE, Debouncer, PushRound, SyncWatcher, format_round
 
 KEY = b"watch-test-key-0123456789abcdef!"
 
@@ -261,3 +261,21 @@ async def test_receiver_restart_is_reconnected_within_the_round(tmp_path: Path) 
             assert _read(tmp_path / "dst" / "b.txt") == b"b"
     finally:
         await rx.close()
+
+
+async def test_very_many_paths_become_one_full_push(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    names = [f"f{i:03d}.txt" for i in range(MAX_SCOPE + 1)]
+    async with (
+        SyncReceiver(tmp_path / "dst", key=KEY) as r,
+        SyncWatcher(src, [r.address], key=KEY, watch=False) as w,
+    ):
+        for name in names:
+            (src / name).write_text(name)
+        few = await w.sync_once(names[:3])
+        assert few.paths == tuple(names[:3]) and few.stats[0].files_sent == 3
+        many = await w.sync_once(names)
+        assert many.paths is None and many.ok
+        assert many.stats[0].files_sent == len(names) - 3
+        assert sorted(p.name for p in (tmp_path / "dst").iterdir()) == names
