@@ -34,6 +34,7 @@ from typing import Any
 
 import xxhash
 
+from . import delta as dl
 from . import events as ev
 from .manifest import (
     Entry,
@@ -70,6 +71,8 @@ _READ_SIZE = 1 << 18
 _CHUNK = 1 << 18  # literal bytes per FileData message, and the File/FileBegin threshold
 _READ_CHUNK = 1 << 20
 _THREAD_MIN = 1 << 20  # deltas of files at least this big run in a worker thread
+_INLINE_PATHS = 16  # a push of at most this many paths lists them without a worker thread
+_INLINE_BYTES = 1 << 20  # files hashed without a worker thread, in total
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,20 +290,25 @@ class SyncSession:
         excl = Excluder(excludes)
         src_s = os.fspath(src)
         scope: list[str] | None = None
+        tree: Manifest | asyncio.Future[Manifest]
         if paths is None or self.manifest is None:
             tree = asyncio.ensure_future(_scan_entries(src_s, excl, checksum))
         else:
             scope = [p.strip("/") or "." for p in paths]
-            tree = asyncio.ensure_future(
-                asyncio.to_thread(scan_paths, src_s, scope, excl, checksum=checksum)
-            )
+            if len(scope) <= _INLINE_PATHS and not checksum:
+                # A few paths (a watcher's event): a thread hop would cost more than the lstats.
+                tree = scan_paths(src_s, scope, excl)
+            else:
+                tree = asyncio.ensure_future(
+                    asyncio.to_thread(scan_paths, src_s, scope, excl, checksum=checksum)
+                )
         opts = PushOptions(checksum, excl, delete, delay_updates, whole_file, dry_run)
         try:
             return await self.push_tree(
                 src_s, tree, opts, scope=scope, refresh=refresh, progress=progress
             )
         finally:
-            if not tree.done():
+            if isinstance(tree, asyncio.Future) and not tree.done():
                 tree.cancel()
 
     async def push_tree(
@@ -330,10 +338,13 @@ class SyncSession:
             self._send(ev.Begin(want, checksum, opts.delay_updates, opts.excludes.patterns))
             if not isinstance(tree, dict):
                 tree = await tree
-            m: ev.Manifest = await inbox.get(ev.Manifest)
-            if m.complete or self.manifest is None:
+            if want:
+                m: ev.Manifest = await inbox.get(ev.Manifest)
                 self.manifest = {row[0]: Entry(*row) for row in m.rows}
-                scope = None if m.complete else scope
+                scope = None
+            # else: the cached list is used and the receiver's empty Manifest reply is not
+            # waited for (one round trip less per push of a watcher's few paths).
+            assert self.manifest is not None
             plan = compare(tree, self.manifest, checksum=checksum, delete=opts.delete, scope=scope)
             if opts.whole_file:
                 plan.basis.clear()  # no signatures: changed files go whole (rsync -W)
@@ -355,7 +366,6 @@ class SyncSession:
                 # a second round sends them whole.
                 inbox = self._start_round()
                 self._send(ev.Begin(False, checksum, opts.delay_updates, opts.excludes.patterns))
-                await inbox.get(ev.Manifest)
                 for p in done.redo:
                     if p in tree and tree[p].kind == "f":
                         await self._send_literal(src, tree[p], st, progress)
@@ -427,7 +437,10 @@ class SyncSession:
             # receiver can answer "same" instead of a signature.
             assert self.manifest is not None
             same_size = [e for e in basis if self.manifest[e.path].size == e.size]
-            digests = await asyncio.to_thread(_digests, src, same_size)
+            if sum(e.size for e in same_size) <= _INLINE_BYTES:
+                digests = _digests(src, same_size)
+            else:
+                digests = await asyncio.to_thread(_digests, src, same_size)
             self._send(
                 ev.SigRequest(
                     tuple(e.path for e in basis), tuple(digests.get(e.path, "") for e in basis)
@@ -519,8 +532,6 @@ class SyncSession:
         if not sig_data:
             await self._send_literal(src, e, st, progress)
             return
-        from . import delta as dl  # numpy: imported when the first delta is due
-
         sig = dl.decode_signature(sig_data)
         full = os.path.join(src, e.path)
         try:
