@@ -278,6 +278,17 @@ def test_kill_9_under_write_load(tmp_path: Path) -> None:
     server.stop()
 
 
+def _session(data: Path, *statements: str) -> tuple[tuple[object, ...], ...]:
+    """Start the server on ``data``, run the statements, stop it cleanly; the last rows."""
+    server = DbProcess(data)
+    with server.connect(None) as conn, conn.cursor() as cur:
+        for sql in statements:
+            cur.execute(sql)
+        rows = cur.fetchall()
+    server.stop()
+    return tuple(rows)
+
+
 def _crash_tail(data: Path, statements: list[str], torn: int = 0) -> tuple[Path, int]:
     """Make the newest binlog file look as if the server died right after logging a
     transaction (BEGIN, ``statements``, XID) that SQLite never committed: its STOP event is
@@ -298,14 +309,13 @@ def _crash_tail(data: Path, statements: list[str], torn: int = 0) -> tuple[Path,
 
 def test_torn_tail_is_cut_on_start(tmp_path: Path) -> None:
     data = tmp_path / "db"
-    server = DbProcess(data)
-    with server.connect(None) as conn, conn.cursor() as cur:
-        cur.execute("CREATE DATABASE crash")
-        cur.execute("CREATE TABLE crash.t (id INT PRIMARY KEY)")
-        cur.execute("INSERT INTO crash.t VALUES (1)")
-        cur.execute("SHOW MASTER STATUS")
-        (file, end, _, _) = cur.fetchone()
-    server.stop()
+    ((file, end, _, _),) = _session(
+        data,
+        "CREATE DATABASE crash",
+        "CREATE TABLE crash.t (id INT PRIMARY KEY)",
+        "INSERT INTO crash.t VALUES (1)",
+        "SHOW MASTER STATUS",
+    )
     # as if killed mid-write: no STOP, and half of a transaction that never committed
     path, cut_at = _crash_tail(data, ["INSERT INTO t VALUES (2)"], torn=7)
     assert (path.name, cut_at) == (file, end)
@@ -337,12 +347,12 @@ def test_torn_tail_is_cut_on_start(tmp_path: Path) -> None:
 def test_logged_but_uncommitted_transaction_is_reapplied(tmp_path: Path) -> None:
     """The crash window between the binlog's fsync and SQLite's COMMIT: recovery redoes it."""
     data = tmp_path / "db"
-    server = DbProcess(data)
-    with server.connect(None) as conn, conn.cursor() as cur:
-        cur.execute("CREATE DATABASE crash")
-        cur.execute("CREATE TABLE crash.t (id INT PRIMARY KEY, v VARCHAR(10))")
-        cur.execute("INSERT INTO crash.t VALUES (1, 'one')")
-    server.stop()
+    _session(
+        data,
+        "CREATE DATABASE crash",
+        "CREATE TABLE crash.t (id INT PRIMARY KEY, v VARCHAR(10))",
+        "INSERT INTO crash.t VALUES (1, 'one')",
+    )
     _crash_tail(data, ["INSERT INTO t VALUES (2, 'two')", "UPDATE t SET v = 'uno' WHERE id = 1"])
     for _ in range(2):  # applied once, and not again on the next start
         server = DbProcess(data)
@@ -356,15 +366,14 @@ def test_crash_window_after_reset_master(tmp_path: Path) -> None:
     """RESET MASTER restarts the numbering at .000001: positions stored before it must not
     make recovery skip a transaction logged after it."""
     data = tmp_path / "db"
-    server = DbProcess(data)
-    with server.connect(None) as conn, conn.cursor() as cur:
-        cur.execute("CREATE DATABASE crash")
-        cur.execute("CREATE TABLE crash.t (id INT PRIMARY KEY)")
-        for i in range(3):
-            cur.execute("FLUSH LOGS")
-            cur.execute("INSERT INTO crash.t VALUES (%s)", (i,))
-        cur.execute("RESET MASTER")
-    server.stop()
+    inserts = [f"INSERT INTO crash.t VALUES ({i})" for i in range(3)]
+    _session(
+        data,
+        "CREATE DATABASE crash",
+        "CREATE TABLE crash.t (id INT PRIMARY KEY)",
+        *[sql for insert in inserts for sql in ("FLUSH LOGS", insert)],
+        "RESET MASTER",
+    )
     newest, _ = _crash_tail(data, ["INSERT INTO t VALUES (7)"])
     assert newest.name == "db1-bin.000001"
     server = DbProcess(data)
