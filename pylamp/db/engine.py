@@ -318,6 +318,7 @@ class _Compiled:
     insert_columns: list[str] | None = None
     insert_rows: list[list[exp.Expression]] | None = None
     info_schema: bool = False
+    upsert: bool = False
     resolved: list[tuple[Column, Any] | str] | None = None
     cacheable_columns: bool = True
 
@@ -1197,9 +1198,10 @@ class Session:
                     seen.add(pname)
         insert_columns = None
         insert_rows = None
+        upsert = False
         if isinstance(tree, exp.Insert):
             insert_columns, insert_rows = self._insert_shape(tree)
-            self._rewrite_upsert(tree)
+            upsert = self._rewrite_upsert(tree)
         if isinstance(tree, exp.Update) and tree.this.args.get("joins"):
             self._update_join(tree)
         if isinstance(tree, exp.Update | exp.Delete) and (
@@ -1219,6 +1221,7 @@ class Session:
             insert_columns=insert_columns,
             insert_rows=insert_rows,
             info_schema=info_schema,
+            upsert=upsert,
         )
 
     def _add_on_update(self, tree: exp.Update, db: str, table: str) -> None:
@@ -1409,10 +1412,10 @@ class Session:
             rows = [[r.copy() for r in row] for row in rows]
         return cols, rows
 
-    def _rewrite_upsert(self, tree: exp.Insert) -> None:
+    def _rewrite_upsert(self, tree: exp.Insert) -> bool:
         conflict = tree.args.get("conflict")
         if not isinstance(conflict, exp.OnConflict) or not conflict.args.get("duplicate"):
-            return
+            return False
         sets = []
         for eq in conflict.expressions:
             for fn in list(eq.find_all(exp.Anonymous)):
@@ -1428,6 +1431,7 @@ class Session:
         values = tree.expression
         if isinstance(values, exp.Select) and not values.args.get("where"):
             values.where(exp.true(), copy=False)
+        return True
 
     def _update_join(self, tree: exp.Update) -> None:
         """MySQL's ``UPDATE a JOIN b ON c SET ...`` as SQLite's ``UPDATE a SET ... FROM b WHERE
@@ -1544,21 +1548,30 @@ class Session:
     def _run_write(self, compiled: _Compiled, params: dict[str, Any], logged: str) -> Ok:
         self._begin_write()
         before = self._conn.total_changes
+        # inside a transaction a failed statement must undo only itself (as InnoDB does)
+        savepoint = self.in_transaction or not self.autocommit
+        rowid_before = self._last_rowid() if compiled.upsert else 0
         try:
-            self._conn.execute("SAVEPOINT stmt")
+            if savepoint:
+                self._conn.execute("SAVEPOINT stmt")
             try:
                 cur = self._conn.execute(compiled.sql, params)
             except sqlite3.Error as e:
-                self._conn.execute("ROLLBACK TO stmt")
-                self._conn.execute("RELEASE stmt")
+                if savepoint:
+                    self._conn.execute("ROLLBACK TO stmt")
+                    self._conn.execute("RELEASE stmt")
                 raise self._map_error(e, compiled, params) from None
-            self._conn.execute("RELEASE stmt")
+            if savepoint:
+                self._conn.execute("RELEASE stmt")
         except SqlError:
-            if self.autocommit and not self.in_transaction:
+            if not savepoint:
                 self._rollback()
             raise
         changes = self._conn.total_changes - before
         affected = max(cur.rowcount, 0)
+        single = affected == 1 and len(compiled.insert_rows or ()) == 1
+        if compiled.upsert and single and self._last_rowid() == rowid_before:
+            affected = 2  # MySQL counts an ON DUPLICATE KEY UPDATE that updated a row as 2
         insert_id = 0
         if compiled.verb == "INSERT" and compiled.target is not None and affected:
             spec = self._spec_or_none(compiled.target[0] or "", compiled.target[1])
@@ -1575,6 +1588,9 @@ class Session:
         if self.autocommit and not self.in_transaction:
             self._commit()
         return Ok(affected_rows=affected, last_insert_id=insert_id)
+
+    def _last_rowid(self) -> int:
+        return int(self._conn.execute("SELECT last_insert_rowid()").fetchone()[0])
 
     def _commit(self) -> None:
         if not self._holds_writer:

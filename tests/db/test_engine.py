@@ -247,6 +247,10 @@ def test_on_duplicate_key_update(products: Session) -> None:
         ("A1", 13),
         ("Z9", 1),
     ]
+    # one row: 1 when inserted, 2 when an existing row was updated (MySQL's counting)
+    upsert = "INSERT INTO products (sku, qty) VALUES ('{}', 1) ON DUPLICATE KEY UPDATE qty = 7"
+    assert ok(products, upsert.format("NEW")).affected_rows == 1
+    assert ok(products, upsert.format("NEW")).affected_rows == 2
 
 
 def test_replace_into(products: Session) -> None:
