@@ -170,6 +170,7 @@ class SyncSession:
         self._key = key
         self._tls = tls
         self._timeout = timeout
+        self._compress = compress
         self._conn = SyncConnection(Role.CLIENT, key, secrets.token_bytes(32), compress=compress)
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -181,8 +182,15 @@ class SyncSession:
     # --- connection --------------------------------------------------------------------------
 
     async def connect(self) -> None:
-        """Connect and authenticate (both ways) within ``timeout`` seconds."""
+        """Connect and authenticate (both ways) within ``timeout`` seconds. A closed session
+        may connect again (with a fresh nonce); the cached receiver list is dropped."""
         host, port = self.address
+        if self._writer is not None:
+            raise SyncError(f"{self.name}: already connected")
+        self._conn = SyncConnection(
+            Role.CLIENT, self._key, secrets.token_bytes(32), compress=self._compress
+        )
+        self.manifest = None
         try:
             async with asyncio.timeout(self._timeout):
                 self._reader, self._writer = await asyncio.open_connection(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sync_trees import KEY, sample_tree, snapshot, symlink, temp_files, write
 
-from pylamp.sync import SyncReceiver, SyncSession, format_stats, push
+from pylamp.sync import SyncError, SyncReceiver, SyncSession, format_stats, push
 from pylamp.sync.stats import stats_json
 
 
@@ -238,4 +238,23 @@ async def test_dry_run_reports_and_changes_nothing(dirs: tuple[Path, Path]) -> N
         assert sorted(seen) == ["deleting index.html", "img/new.png", "newdir"]
         [real] = await push(src, [rx.address], key=KEY)
         assert (real.files_sent, real.files_deleted, real.dirs_created) == (1, 1, 1)
+    assert snapshot(dst) == snapshot(src)
+
+
+async def test_a_session_reconnects_after_the_receiver_restarts(dirs: tuple[Path, Path]) -> None:
+    src, dst = dirs
+    write(src, "a.html", "a")
+    async with SyncReceiver(dst, key=KEY) as rx:
+        port = rx.address[1]
+        s = SyncSession(rx.address, KEY)
+        await s.connect()
+        assert (await s.push(src)).ok
+    async with SyncReceiver(dst, "127.0.0.1", port, key=KEY):
+        write(src, "b.html", "b")
+        with pytest.raises((OSError, SyncError)):
+            await s.push(src)  # the old connection is gone
+        await s.connect()
+        st = await s.push(src)
+        assert st.ok and st.files_sent == 1
+        await s.close()
     assert snapshot(dst) == snapshot(src)
