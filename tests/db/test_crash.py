@@ -28,7 +28,7 @@ from pylamp.db.engine import Engine
 from pylamp.db.results import ResultSet
 
 WORKERS = 3
-ROUNDS = 4
+ROUNDS = 3
 
 
 class DbProcess:
