@@ -31,9 +31,13 @@ from pylamp.sync import events as ev
 from pylamp.sync.protocol import ProtocolError
 
 
-async def begin(rc: RawClient) -> None:
-    rc.send(ev.Begin(True, False, True, ()))
+async def started(address: tuple[str, int], *, delay_updates: bool = True) -> RawClient:
+    """A hand-driven sender, authenticated, with a push begun."""
+    rc = RawClient()
+    await rc.connect(address)
+    rc.send(ev.Begin(True, False, delay_updates, ()))
     assert isinstance(await rc.next(), ev.Manifest)
+    return rc
 
 
 async def test_hostile_paths_are_refused_by_name_and_the_push_goes_on(tmp_path: Path) -> None:
@@ -54,9 +58,7 @@ async def test_hostile_paths_are_refused_by_name_and_the_push_goes_on(tmp_path: 
         "a//b",
     ]
     async with SyncReceiver(dst, key=KEY) as rx:
-        rc = RawClient()
-        await rc.connect(rx.address)
-        await begin(rc)
+        rc = await started(rx.address)
         rc.send(
             ev.Mkdirs(
                 (("../updir", "d", 0o755, 1, 0, "", ""), ("link/sub", "d", 0o755, 1, 0, "", ""))
@@ -116,9 +118,7 @@ async def test_wrong_key_is_refused_before_any_file_is_touched(tmp_path: Path) -
 async def test_replayed_session_is_refused(tmp_path: Path) -> None:
     dst = tmp_path / "dst"
     async with SyncReceiver(dst, key=KEY) as rx:
-        rc = RawClient()
-        await rc.connect(rx.address)
-        await begin(rc)
+        rc = await started(rx.address)
         rc.send(file_event("page.html", b"pushed by the real sender"))
         rc.send(ev.End())
         await rc.until(ev.Done)
@@ -141,9 +141,7 @@ async def test_updates_are_published_together_at_the_end_and_deletes_after(tmp_p
     write(dst, "img.png", "old image")
     write(dst, "gone.html", "deleted at the end")
     async with SyncReceiver(dst, key=KEY) as rx:
-        rc = RawClient()
-        await rc.connect(rx.address)
-        await begin(rc)
+        rc = await started(rx.address)
         rc.send(file_event("page.html", b"new page"))
         rc.send(file_event("img.png", b"new image"))
         rc.send(file_event("added.html", b"new file"))
@@ -171,10 +169,7 @@ async def test_without_delay_updates_each_file_lands_as_it_arrives(tmp_path: Pat
     dst = tmp_path / "dst"
     write(dst, "page.html", "old page")
     async with SyncReceiver(dst, key=KEY) as rx:
-        rc = RawClient()
-        await rc.connect(rx.address)
-        rc.send(ev.Begin(True, False, False, ()))
-        await rc.until(ev.Manifest)
+        rc = await started(rx.address, delay_updates=False)
         rc.send(file_event("page.html", b"new page"))
         rc.send(ev.SigRequest(("page.html",), ("",)))
         await rc.until(ev.Signature)
@@ -188,9 +183,7 @@ async def test_corrupt_file_is_refused_and_never_visible(tmp_path: Path) -> None
     dst = tmp_path / "dst"
     write(dst, "page.html", "old page")
     async with SyncReceiver(dst, key=KEY) as rx:
-        rc = RawClient()
-        await rc.connect(rx.address)
-        await begin(rc)
+        rc = await started(rx.address)
         rc.send(ev.File("page.html", 0o644, 1, xxhash.xxh3_128_hexdigest(b"other"), b"new"))
         rc.send(ev.FileBegin("streamed.html", 0o644, 1, 3, False))
         rc.send(ev.FileData(b"abc"))
@@ -210,9 +203,7 @@ async def test_sender_vanishing_mid_push_publishes_nothing(tmp_path: Path) -> No
     dst = tmp_path / "dst"
     write(dst, "page.html", "old page")
     async with SyncReceiver(dst, key=KEY) as rx:
-        rc = RawClient()
-        await rc.connect(rx.address)
-        await begin(rc)
+        rc = await started(rx.address)
         rc.send(file_event("page.html", b"new page"))
         rc.send(ev.FileBegin("half.bin", 0o644, 1, 10, False))
         rc.send(ev.FileData(b"12345"))
@@ -368,9 +359,7 @@ async def test_a_hung_sender_does_not_hold_the_receiver(tmp_path: Path) -> None:
     dst, src = tmp_path / "dst", tmp_path / "src"
     write(src, "page.html", "new")
     async with SyncReceiver(dst, key=KEY, idle_timeout=0.3) as rx:
-        rc = RawClient()
-        await rc.connect(rx.address)
-        await begin(rc)
+        rc = await started(rx.address)
         rc.send(file_event("half.html", b"never published"))
         # The sender goes quiet mid-push; a second push waits for the receiver's lock...
         second = asyncio.create_task(push(src, [rx.address], key=KEY))
@@ -392,9 +381,7 @@ async def test_a_delta_whose_basis_changed_is_asked_for_whole(tmp_path: Path) ->
     new = old[:20_000] + b"an edit" + old[20_000:]
     write(dst, "page.bin", old)
     async with SyncReceiver(dst, key=KEY) as rx:
-        rc = RawClient()
-        await rc.connect(rx.address)
-        await begin(rc)
+        rc = await started(rx.address)
         rc.send(ev.SigRequest(("page.bin",), ("",)))
         sig_msg, _ = await rc.until(ev.Signature)
         # Someone edits the receiver's copy after its signature was made.
@@ -480,9 +467,7 @@ async def test_messages_out_of_order_inside_a_file_end_the_push_cleanly(tmp_path
     dst = tmp_path / "dst"
     write(dst, "page.html", "old")
     async with SyncReceiver(dst, key=KEY) as rx:
-        rc = RawClient()
-        await rc.connect(rx.address)
-        await begin(rc)
+        rc = await started(rx.address)
         rc.send(ev.FileBegin("a.html", 0o644, 1, 3, False))
         rc.send(ev.FileData(b"abc"))
         rc.send(file_event("page.html", b"new"))  # a whole file in the middle of another
