@@ -98,7 +98,7 @@ def _write_two(tmp_path: Path) -> tuple[bytes, int, int]:
     src = tmp_path / "src"
     b = Binlog(src, "db", 1)
     end1 = b.append_transaction("s", ["INSERT INTO t VALUES (1)"], T0)
-    end2 = b.append_transaction("s", ["INSERT INTO t VALUES (2)", "INSERT INTO t VALUES (3)"], T0)
+    end2 = b.append_transaction("s", ["INSERT INTO t VALUES (2)"], T0)
     data = (src / end1.file).read_bytes()
     b.close()
     return data, end1.pos, end2.pos
