@@ -258,3 +258,16 @@ async def test_a_session_reconnects_after_the_receiver_restarts(dirs: tuple[Path
         assert st.ok and st.files_sent == 1
         await s.close()
     assert snapshot(dst) == snapshot(src)
+
+
+async def test_odd_file_names_round_trip(dirs: tuple[Path, Path]) -> None:
+    src, dst = dirs
+    names = [b"caf\xe9 latin-1.html", "日本語.html".encode(), b"new\nline", b"-dash", b"sp ace"]
+    for n in names:
+        (src / os.fsdecode(n)).write_bytes(n)
+    os.symlink(os.fsdecode(b"caf\xe9 latin-1.html"), src / "link-to-latin1")
+    async with SyncReceiver(dst, key=KEY) as rx:
+        [st] = await push(src, [rx.address], key=KEY)
+    assert st.ok, st.errors
+    assert sorted(os.listdir(os.fsencode(dst))) == sorted([*names, b"link-to-latin1"])
+    assert snapshot(dst) == snapshot(src)
