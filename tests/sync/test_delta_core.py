@@ -147,9 +147,9 @@ def test_roundtrip_arbitrary(old: bytes, new: bytes, block: int | None, chunks: 
         (b"short", b"short"),
         (b"short", b"xxshort"),
         (b"short", b"shortxx"),
-        (b"a" * 5000, b"a" * 5000),
-        (b"a" * 5000, b"a" * 4321),
-        (b"a" * 5000, b"b" + b"a" * 5000),
+        (b"a" * 2100, b"a" * 2100),
+        (b"a" * 2100, b"a" * 1543),
+        (b"a" * 2100, b"b" + b"a" * 2100),
     ],
 )
 def test_edge_cases(old: bytes, new: bytes) -> None:
