@@ -27,7 +27,21 @@ __all__ = [
     "native_password_hash",
 ]
 
-#: Privileges ALL grants (GRANT OPTION is separate, as in MySQL).
+#: Privileges that can only be granted ON *.*.
+GLOBAL_ONLY = frozenset(
+    {
+        "RELOAD",
+        "PROCESS",
+        "SUPER",
+        "SHOW DATABASES",
+        "REPLICATION SLAVE",
+        "REPLICATION CLIENT",
+        "CREATE USER",
+        "FILE",
+        "SHUTDOWN",
+    }
+)
+#: Privileges ALL grants (GRANT OPTION is separate, as in MySQL); ON db.* only the first part.
 ALL_PRIVILEGES = (
     "SELECT",
     "INSERT",
@@ -45,29 +59,7 @@ ALL_PRIVILEGES = (
     "SHOW VIEW",
     "EVENT",
     "TRIGGER",
-    "RELOAD",
-    "PROCESS",
-    "SUPER",
-    "SHOW DATABASES",
-    "REPLICATION SLAVE",
-    "REPLICATION CLIENT",
-    "CREATE USER",
-    "FILE",
-    "SHUTDOWN",
-)
-#: Privileges that can only be granted ON *.*.
-GLOBAL_ONLY = frozenset(
-    {
-        "RELOAD",
-        "PROCESS",
-        "SUPER",
-        "SHOW DATABASES",
-        "REPLICATION SLAVE",
-        "REPLICATION CLIENT",
-        "CREATE USER",
-        "FILE",
-        "SHUTDOWN",
-    }
+    *sorted(GLOBAL_ONLY),
 )
 _LOOPBACK = {"127.0.0.1", "::1", "localhost", "::ffff:127.0.0.1"}
 

@@ -54,23 +54,15 @@ def _concat_ws(sep: Any, *args: Any) -> Any:
     return _text(sep).join(_text(a) for a in args if a is not None)
 
 
-def _lpad(s: Any, n: Any, pad: Any) -> Any:
+def _pad(s: Any, n: Any, pad: Any, *, left: bool) -> Any:
+    """LPAD/RPAD: pad ``s`` to ``n`` characters with repeats of ``pad`` (or cut it to ``n``)."""
     s, n, pad = _text(s), int(n), _text(pad)
     if len(s) >= n:
         return s[:n]
     if not pad:
         return None
     fill = (pad * (n // len(pad) + 1))[: n - len(s)]
-    return fill + s
-
-
-def _rpad(s: Any, n: Any, pad: Any) -> Any:
-    s, n, pad = _text(s), int(n), _text(pad)
-    if len(s) >= n:
-        return s[:n]
-    if not pad:
-        return None
-    return s + (pad * (n // len(pad) + 1))[: n - len(s)]
+    return fill + s if left else s + fill
 
 
 def _unix_timestamp(v: Any) -> int:
@@ -205,8 +197,8 @@ _FUNCTIONS: list[tuple[str, int, Callable[..., Any]]] = [
     ("MYSQL_LEFT", 2, _nullsafe(lambda s, n: _text(s)[: max(0, int(n))])),
     ("MYSQL_RIGHT", 2, _nullsafe(lambda s, n: _text(s)[-int(n) :] if int(n) > 0 else "")),
     ("MID", 3, _nullsafe(lambda s, p, n: _text(s)[int(p) - 1 : int(p) - 1 + int(n)])),
-    ("LPAD", 3, _nullsafe(_lpad)),
-    ("RPAD", 3, _nullsafe(_rpad)),
+    ("LPAD", 3, _nullsafe(lambda s, n, pad: _pad(s, n, pad, left=True))),
+    ("RPAD", 3, _nullsafe(lambda s, n, pad: _pad(s, n, pad, left=False))),
     ("REVERSE", 1, _nullsafe(lambda s: _text(s)[::-1])),
     ("YEAR", 1, _nullsafe(lambda v: _parse_dt(v).year)),
     ("MONTH", 1, _nullsafe(lambda v: _parse_dt(v).month)),
