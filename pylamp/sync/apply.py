@@ -176,6 +176,8 @@ class PushApplier:
         self.temps.discard(temp)
 
     def mkdirs(self, rows: tuple[tuple[Any, ...], ...]) -> list[ev.PathError]:
+        """Create directories at once (their files need them); a file or symlink in the way
+        is replaced. Modes and times are set at the end."""
         errors = []
         for row in rows:
             path = row[0] if row else None
@@ -196,6 +198,7 @@ class PushApplier:
         return errors
 
     def symlinks(self, rows: tuple[tuple[Any, ...], ...]) -> list[ev.PathError]:
+        """Stage symlinks: made under a temp name with their mtime, renamed into place."""
         errors = []
         for row in rows:
             path = row[0] if row else None
@@ -220,6 +223,7 @@ class PushApplier:
         os.close(fd)
 
     def whole_file(self, m: ev.File) -> ev.PathError | None:
+        """Stage a file sent whole in one message, after checking its hash."""
         temp = None
         try:
             full = self.resolve(m.path)
@@ -239,6 +243,7 @@ class PushApplier:
             return self.refuse(m.path, e)
 
     def file_begin(self, m: ev.FileBegin) -> ev.PathError | None:
+        """Open the temp file of a streamed file (and its basis, for a delta)."""
         cur = _Incoming(m.path, m.mode, m.mtime_ns, m.delta)
         self.cur = cur
         try:
@@ -256,6 +261,7 @@ class PushApplier:
             return self.refuse(m.path, e)
 
     def file_data(self, data: bytes) -> ev.PathError | None:
+        """Write the next chunk: raw bytes, or delta ops applied to the basis."""
         cur = self.cur
         if cur is None:
             raise ProtocolError("FileData without FileBegin")
@@ -287,6 +293,7 @@ class PushApplier:
         return self.refuse(cur.path, exc)
 
     def file_end(self, m: ev.FileEnd) -> ev.PathError | None:
+        """Check the whole-file hash, set mode and mtime, and stage the file."""
         cur = self.cur
         if cur is None:
             raise ProtocolError("FileEnd without FileBegin")
@@ -392,6 +399,7 @@ class PushApplier:
         return False, dl.encode_signature(sig)
 
     def hashes(self, paths: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+        """Whole-file digests of the regular files among ``paths`` (move detection)."""
         out = []
         for p in paths:
             try:
