@@ -95,14 +95,15 @@ class Debouncer:
 
 
 def _outermost(paths: Iterable[str]) -> list[str]:
-    """Paths with those inside another listed directory removed."""
-    if "." in paths:
+    """Sorted paths, without those inside another listed path."""
+    listed = set(paths)
+    if "." in listed:
         return ["."]
     out: list[str] = []
-    for p in sorted(paths):
-        if out and p.startswith(out[-1] + "/"):
-            continue
-        out.append(p)
+    for p in sorted(listed):
+        parts = p.split("/")
+        if not any("/".join(parts[:i]) in listed for i in range(1, len(parts))):
+            out.append(p)
     return out
 
 

@@ -81,6 +81,10 @@ def test_paths_inside_pending_directories_are_dropped() -> None:
     d.add("x/y", 2.0)
     d.add(".", 2.0)
     assert d.take(2.0) == ["."]
+    # "a/b.txt" sorts between "a/b" and "a/b/c": still folded by ancestry, not by order.
+    for p in ("a/b/c", "a/b.txt", "a/b", "a/b-c/d"):
+        d.add(p, 3.0)
+    assert d.take(3.0) == ["a/b", "a/b-c/d", "a/b.txt"]
 
 
 def test_negative_times_are_refused() -> None:
