@@ -83,6 +83,13 @@ _ALL_DEFAULTS = re.compile(
     r"(?:\.(?:`(?:[^`]|``)+`|[\w$]+))?)\s*(?:\(\s*\)\s*)?VALUES?\s*\(\s*\)\s*",
     re.I,
 )
+_FAST_KINDS = {
+    "SELECT": Kind.READ,
+    "INSERT": Kind.WRITE,
+    "UPDATE": Kind.WRITE,
+    "DELETE": Kind.WRITE,
+    "REPLACE": Kind.WRITE,
+}
 _LOCKING_READ = re.compile(r"\bFOR\s+(?:UPDATE|SHARE)\b|\bLOCK\s+IN\s+SHARE\s+MODE\b", re.I)
 _RENAMED_FUNCTIONS = re.compile(r"\b(DATE_FORMAT|STR_TO_DATE|RAND|UUID)\s*\(", re.I)
 _SQL_HINTS = re.compile(
@@ -669,6 +676,7 @@ class Session:
         self.session_vars: dict[str, Any] = {}
         self.warnings: list[tuple[str, int, str]] = []
         self._info_attached = False
+        self._nd_cache: tuple[tuple[float, int, bool], NonDeterministic] | None = None
         self.replaying = False
         self.replay_end: tuple[str, int] | None = None
         """While replaying: the end position of the transaction being applied."""
@@ -755,12 +763,16 @@ class Session:
         return value
 
     def _nd(self, *, per_row: bool = False) -> NonDeterministic:
-        return NonDeterministic(
-            now=self._now,
-            random=self.engine._rand.random,
-            last_insert_id=self.last_insert_id,
-            per_row=per_row,
-        )
+        key = (self._now, self.last_insert_id, per_row)
+        if self._nd_cache is None or self._nd_cache[0] != key:
+            nd = NonDeterministic(
+                now=self._now,
+                random=self.engine._rand.random,
+                last_insert_id=self.last_insert_id,
+                per_row=per_row,
+            )
+            self._nd_cache = (key, nd)
+        return self._nd_cache[1]
 
     def _attach(self, db: str) -> None:
         epoch = self.engine.epoch(db)
@@ -849,7 +861,8 @@ class Session:
         self.engine.status["Questions"] += 1
         if not self.replaying:
             self._now = float(int(self.engine.clock()))
-        kind = sqlmod.classify(stmt)
+        word = sqlmod.first_word(stmt)
+        kind = _FAST_KINDS.get(word) or sqlmod.classify(stmt)
         if kind is not Kind.SHOW or not re.match(r"\s*SHOW\s+WARNINGS", stmt, re.I):
             self.warnings = []
         if kind is Kind.READ or kind is Kind.WRITE:

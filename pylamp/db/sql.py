@@ -458,7 +458,10 @@ def strip_literals(sql: str, nd: NonDeterministic | None = None) -> Shape:
     pattern = _TOKEN_RE
     if nd is not None:
         upper = sql.upper()
-        if any(h in upper for h in _FN_HINTS):
+        # cheap pre-check: every such function has "(" or is a CURRENT_/LOCALTIME keyword
+        if ("(" in sql or "CURRENT_" in upper or "LOCALTIME" in upper) and any(
+            h in upper for h in _FN_HINTS
+        ):
             pattern = _TOKEN_FN_RE
     for m in pattern.finditer(sql):
         group = m.lastgroup
