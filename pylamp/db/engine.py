@@ -1600,6 +1600,8 @@ class Session:
                 self._txn_dbs.add(compiled.target[0])
         if self.autocommit and not self.in_transaction:
             self._commit()
+        elif not self.autocommit:
+            self.in_transaction = True  # autocommit=0: the first write opened a transaction
         return Ok(affected_rows=affected, last_insert_id=insert_id)
 
     def _last_rowid(self) -> int:

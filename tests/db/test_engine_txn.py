@@ -108,6 +108,7 @@ def test_explicit_transaction_commit_and_rollback(
 def test_autocommit_off_starts_transactions(engine: Engine, session: Session) -> None:
     session.execute("SET autocommit = 0")
     session.execute("INSERT INTO t (v) VALUES ('x')")
+    assert session.in_transaction  # the status flag clients see
     other = engine.open_session("root", "127.0.0.1")
     other.use("shop")
     assert count(other) == 0  # not committed yet
