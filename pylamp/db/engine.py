@@ -774,7 +774,10 @@ class Session:
             self._nd_cache = (key, nd)
         return self._nd_cache[1]
 
-    def _attach(self, db: str) -> None:
+    def _attach(self, db: str, keep: frozenset[str] = frozenset()) -> None:
+        """ATTACH ``db`` under its name (again if it was dropped and re-created); at most 9
+        are kept (SQLite's limit is 10 with information_schema), evicting those not in
+        ``keep`` (the other databases the current statement needs)."""
         epoch = self.engine.epoch(db)
         have = self._attached.get(db)
         if have == epoch:
@@ -788,8 +791,11 @@ class Session:
             raise SqlError(1049, f"Unknown database '{db}'")
         if len(self._attached) >= 9 and not self._holds_writer:
             for other in list(self._attached):
-                self._conn.execute(f'DETACH DATABASE "{other}"')
-                del self._attached[other]
+                if other not in keep and other != self.db:
+                    self._conn.execute(f'DETACH DATABASE "{other}"')
+                    del self._attached[other]
+            if len(self._attached) >= 9:
+                raise SqlError(1105, "too many databases in one statement (at most 9)")
         try:
             self._conn.execute("ATTACH DATABASE ? AS " + f'"{db}"', (str(self.engine.db_path(db)),))
         except sqlite3.OperationalError as e:
@@ -898,7 +904,7 @@ class Session:
         if compiled.target is not None:
             self._require_table(compiled.verb, compiled.target[0], compiled.target[1])
         for db in compiled.dbs:
-            self._attach(db)
+            self._attach(db, compiled.dbs)
         if compiled.info_schema:
             self._fill_information_schema()
         if compiled.kind is Kind.READ:

@@ -540,3 +540,12 @@ def test_create_table_as_select(products: Session) -> None:
         "price": "decimal(10,2)",
         "q2": "bigint",
     }
+
+
+def test_many_databases_in_one_session(session: Session) -> None:
+    for i in range(12):
+        session.execute(f"CREATE DATABASE d{i}; CREATE TABLE d{i}.t (v INT)")
+        session.execute(f"INSERT INTO d{i}.t VALUES ({i})")
+    total = sum(one(session, f"SELECT v FROM d{i}.t") for i in range(12))
+    assert total == sum(range(12))
+    assert rows(session, "SELECT a.v, b.v FROM d0.t a JOIN d11.t b") == [(0, 11)]
