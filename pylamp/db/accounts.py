@@ -18,13 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pylamp.db.results import SqlError
+from pylamp.db.sql import syntax_error, unquote_ident
 
 __all__ = [
     "ALL_PRIVILEGES",
     "GLOBAL_ONLY",
     "Account",
     "Accounts",
+    "grant_database",
+    "has_all_db_privileges",
     "native_password_hash",
+    "parse_account",
+    "parse_privileges",
+    "split_accounts",
 ]
 
 #: Privileges that can only be granted ON *.*.
@@ -216,3 +222,52 @@ class Accounts:
         for db, priv in rows:
             out.setdefault(db, set()).add(priv)
         return out
+
+
+# ---- account and privilege syntax (CREATE USER, GRANT, REVOKE) ----
+
+
+def parse_account(text: str) -> Account:
+    text = text.strip()
+    m = re.fullmatch(
+        r"('(?:[^']|'')*'|\"[^\"]*\"|`[^`]*`|[\w.$-]+)(?:\s*@\s*('(?:[^']|'')*'|\"[^\"]*\"|`[^`]*`|[\w.%:$-]+))?",
+        text,
+    )
+    if not m:
+        raise syntax_error(text)
+
+    def unq(s: str) -> str:
+        return s[1:-1] if s[:1] in "'\"`" else s
+
+    return Account(unq(m.group(1)), unq(m.group(2)) if m.group(2) else "%")
+
+
+def split_accounts(text: str) -> list[str]:
+    return [p for p in re.split(r",(?=(?:[^']*'[^']*')*[^']*$)", text) if p.strip()]
+
+
+def parse_privileges(text: str) -> list[str]:
+    out: list[str] = []
+    for part in text.split(","):
+        name = " ".join(part.upper().split())
+        name = re.sub(r"\s*\(.*\)", "", name)
+        if name in ("ALL", "ALL PRIVILEGES"):
+            out.extend(ALL_PRIVILEGES)
+        elif name == "USAGE":
+            continue
+        elif name in ALL_PRIVILEGES or name == "GRANT OPTION":
+            out.append(name)
+        else:
+            raise syntax_error(part)
+    return out
+
+
+def has_all_db_privileges(names: set[str]) -> bool:
+    return set(ALL_PRIVILEGES) - GLOBAL_ONLY <= names
+
+
+def grant_database(target: str) -> str:
+    parts = [unquote_ident(p) for p in target.split(".")]
+    if parts[0] == "*":
+        return "*"
+    return parts[0]

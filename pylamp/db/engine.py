@@ -40,7 +40,18 @@ from typing import Any, Protocol
 from sqlglot import exp
 
 from pylamp.db import sql as sqlmod
-from pylamp.db.accounts import ALL_PRIVILEGES, GLOBAL_ONLY, Account, Accounts, native_password_hash
+from pylamp.db.accounts import (
+    ALL_PRIVILEGES,
+    GLOBAL_ONLY,
+    Account,
+    Accounts,
+    grant_database,
+    has_all_db_privileges,
+    native_password_hash,
+    parse_account,
+    parse_privileges,
+    split_accounts,
+)
 from pylamp.db.catalog import (
     ColumnSpec,
     IndexSpec,
@@ -49,6 +60,7 @@ from pylamp.db.catalog import (
     sqlite_table_ddl,
     type_info,
 )
+from pylamp.db.ddl import add_index, alter_spec, key_part_name, mysql_type_of, spec_from_schema
 from pylamp.db.functions import register_functions
 from pylamp.db.results import (
     BINARY_CHARSET,
@@ -885,7 +897,7 @@ class Session:
             m = re.fullmatch(r"\s*USE\s+(`(?:[^`]|``)+`|\S+)\s*", stmt, re.I)
             if not m:
                 raise sqlmod.syntax_error(stmt)
-            self.use(_unquote_ident(m.group(1)))
+            self.use(sqlmod.unquote_ident(m.group(1)))
             return Ok()
         if kind is Kind.ACCOUNT:
             return self._execute_account(stmt)
@@ -1068,7 +1080,7 @@ class Session:
     def _compile_all_defaults(self, m: re.Match[str]) -> _Compiled:
         """``INSERT INTO t () VALUES ()`` (a row of defaults), which sqlglot cannot parse:
         SQLite spells it ``DEFAULT VALUES``."""
-        parts = [_unquote_ident(p) for p in re.findall(r"`(?:[^`]|``)+`|[^.`]+", m.group(3))]
+        parts = [sqlmod.unquote_ident(p) for p in re.findall(r"`(?:[^`]|``)+`|[^.`]+", m.group(3))]
         db = parts[0] if len(parts) == 2 else self.db
         if db is None:
             raise SqlError(1046, "No database selected")
@@ -1821,7 +1833,7 @@ class Session:
             raise sqlmod.syntax_error(stmt)
         verb = m.group(1).upper()
         guarded = m.group(2) is not None
-        name = _unquote_ident(m.group(3))
+        name = sqlmod.unquote_ident(m.group(3))
         if verb == "CREATE":
             self._require_db("CREATE", name)
             if name.lower() in _RESERVED or self.engine.db_exists(name):
@@ -1969,7 +1981,7 @@ class Session:
                 self.warnings.append(("Note", 1050, f"Table '{name}' already exists"))
                 return set()
             raise SqlError(1050, f"Table '{name}' already exists")
-        spec = _spec_from_schema(name, schema, tree)
+        spec = spec_from_schema(name, schema, tree)
         for ddl in sqlite_table_ddl(db, spec):
             self._conn.execute(ddl)
         self._save_spec(db, spec)
@@ -1993,7 +2005,7 @@ class Session:
             raise self._map_error(e, compiled) from None
         names = [d[0] for d in cur.description or ()]
         result = self._result_set(compiled, names, raw)
-        columns = [ColumnSpec(c.name, _mysql_type_of(c)) for c in result.columns]
+        columns = [ColumnSpec(c.name, mysql_type_of(c)) for c in result.columns]
         spec = TableSpec(name, columns)
         for ddl in sqlite_table_ddl(db, spec):
             self._conn.execute(ddl)
@@ -2029,10 +2041,10 @@ class Session:
         if spec is None:
             raise SqlError(1146, f"Table '{db}.{name}' doesn't exist")
         params = index.args.get("params")
-        cols = [_col_name(c) for c in (params.args.get("columns") if params else [])]
+        cols = [key_part_name(c) for c in (params.args.get("columns") if params else [])]
         kind = "UNIQUE" if tree.args.get("unique") else "KEY"
         spec = TableSpec.from_json(spec.to_json())
-        _add_index(spec, IndexSpec(index.name, cols, kind))
+        add_index(spec, IndexSpec(index.name, cols, kind))
         self._rebuild(db, spec, spec)
         return {db}
 
@@ -2076,7 +2088,7 @@ class Session:
         spec = TableSpec.from_json(old.to_json())
         rename_to: str | None = None
         for action in tree.args.get("actions") or []:
-            rename_to = _alter_action(spec, action, rename_to)
+            rename_to = alter_spec(spec, action, rename_to)
         if rename_to is not None:
             if self.engine.table_spec(self._conn, db, rename_to) is not None:
                 raise SqlError(1050, f"Table '{rename_to}' already exists")
@@ -2249,7 +2261,7 @@ class Session:
             return _text_result(["Table", "Create Table"], [(spec.name, spec.show_create())])
         m = re.fullmatch(r"SHOW\s+CREATE\s+(?:DATABASE|SCHEMA)\s+(\S+)", text, re.I)
         if m:
-            name = _unquote_ident(m.group(1))
+            name = sqlmod.unquote_ident(m.group(1))
             if not self.engine.db_exists(name):
                 raise SqlError(1049, f"Unknown database '{name}'")
             ddl = f"CREATE DATABASE `{name}` /*!40100 DEFAULT CHARACTER SET utf8mb4 */"
@@ -2349,7 +2361,7 @@ class Session:
         return _text_result(names, rows)
 
     def _show_tables(self, db: str | None, like: str | None, *, full: bool) -> ResultSet:
-        dbname = _unquote_ident(db) if db else self.db
+        dbname = sqlmod.unquote_ident(db) if db else self.db
         if dbname is None:
             raise SqlError(1046, "No database selected")
         if not self.engine.db_exists(dbname):
@@ -2370,7 +2382,7 @@ class Session:
         return self._show_list(header, [(n,) for n in names], like)
 
     def _lookup_table(self, ref: str) -> tuple[str, TableSpec]:
-        parts = [_unquote_ident(p) for p in re.findall(r"`(?:[^`]|``)+`|[^.]+", ref)]
+        parts = [sqlmod.unquote_ident(p) for p in re.findall(r"`(?:[^`]|``)+`|[^.]+", ref)]
         if len(parts) == 2:
             db, name = parts
         else:
@@ -2473,7 +2485,7 @@ class Session:
     def _show_grants(self, who: str | None) -> ResultSet:
         account = self.account
         if who and who.strip().upper() not in ("CURRENT_USER", "CURRENT_USER()"):
-            account = _parse_account(who)
+            account = parse_account(who)
             if account != self.account:
                 self._require_global("CREATE USER")
         privs = self.engine.accounts.privileges(account)
@@ -2481,7 +2493,7 @@ class Session:
         for db, names in sorted(privs.items()):
             grant_option = "GRANT OPTION" in names
             names = names - {"GRANT OPTION"}
-            if set(ALL_PRIVILEGES) <= names or (db != "*" and _db_all(names)):
+            if set(ALL_PRIVILEGES) <= names or (db != "*" and has_all_db_privileges(names)):
                 text = "ALL PRIVILEGES"
             else:
                 text = ", ".join(sorted(names)) or "USAGE"
@@ -2509,7 +2521,7 @@ class Session:
         )
         if m:
             self._require_global("CREATE USER")
-            account = _parse_account(m.group(2))
+            account = parse_account(m.group(2))
             auth = ""
             if m.group(4):
                 secret = sqlmod.unescape_string(m.group(4)[1:-1], m.group(4)[0])
@@ -2522,9 +2534,9 @@ class Session:
         m = re.fullmatch(r"DROP\s+USER\s+(IF\s+EXISTS\s+)?(.+)", text, re.I | re.S)
         if m:
             self._require_global("CREATE USER")
-            for part in _split_accounts(m.group(2)):
+            for part in split_accounts(m.group(2)):
                 self.engine.accounts.drop_user(
-                    _parse_account(part), if_exists=m.group(1) is not None
+                    parse_account(part), if_exists=m.group(1) is not None
                 )
             self._log_account(logged)
             return Ok()
@@ -2535,7 +2547,7 @@ class Session:
             re.I | re.S,
         )
         if m:
-            account = _parse_account(m.group(1) or m.group(2))
+            account = parse_account(m.group(1) or m.group(2))
             if account != self.account:
                 self._require_global("CREATE USER")
             secret = sqlmod.unescape_string(m.group(3)[1:-1], m.group(3)[0])
@@ -2553,9 +2565,9 @@ class Session:
         )
         if m:
             verb = m.group(1).upper()
-            privs = _parse_privileges(m.group(2))
+            privs = parse_privileges(m.group(2))
             target = m.group(3)
-            db = _grant_db(target)
+            db = grant_database(target)
             if db != "*" and re.fullmatch(r"ALL(?:\s+PRIVILEGES)?", m.group(2).strip(), re.I):
                 privs = [p for p in privs if p not in GLOBAL_ONLY]
             if m.group(7):
@@ -2571,8 +2583,8 @@ class Session:
                     else "Access denied; you need (at least one of) the GRANT OPTION "
                     "privilege(s) for this operation",
                 )
-            for part in _split_accounts(m.group(5)):
-                account = _parse_account(part)
+            for part in split_accounts(m.group(5)):
+                account = parse_account(part)
                 if not self.engine.accounts.exists(account):
                     if verb == "GRANT":
                         raise SqlError(1133, "Can't find any matching row in the user table")
@@ -2733,42 +2745,9 @@ def _database_stmt_done(text: str, engine: Engine) -> bool:
         re.I,
     )
     if m:
-        exists = engine.db_exists(_unquote_ident(m.group(2)))
+        exists = engine.db_exists(sqlmod.unquote_ident(m.group(2)))
         return exists if m.group(1).upper() == "CREATE" else not exists
     return False
-
-
-_TYPE_NAMES = {
-    FieldType.TINY: "tinyint",
-    FieldType.SHORT: "smallint",
-    FieldType.INT24: "mediumint",
-    FieldType.LONG: "int",
-    FieldType.LONGLONG: "bigint",
-    FieldType.FLOAT: "float",
-    FieldType.DOUBLE: "double",
-    FieldType.DATE: "date",
-    FieldType.DATETIME: "datetime",
-    FieldType.TIMESTAMP: "timestamp",
-    FieldType.TIME: "time",
-    FieldType.YEAR: "year",
-    FieldType.JSON: "json",
-}
-
-
-def _mysql_type_of(column: Column) -> str:
-    """A MySQL column type for a result column (CREATE TABLE ... AS SELECT)."""
-    code = column.type_code
-    if code in _TYPE_NAMES:
-        unsigned = " unsigned" if column.flags & ColumnFlag.UNSIGNED and code < 10 else ""
-        return _TYPE_NAMES[code] + unsigned
-    if code == FieldType.NEWDECIMAL:
-        digits = max(column.length - (1 if column.decimals else 0) - 1, 1)
-        return f"decimal({min(digits, 65)},{min(column.decimals, 30)})"
-    if column.charset == BINARY_CHARSET:
-        return "longblob"
-    if code in (FieldType.VAR_STRING, FieldType.STRING) and 0 < column.length <= 4 * 16383:
-        return f"varchar({max(column.length // 4, 1)})"
-    return "longtext"
 
 
 def _multi_table_delete(tree: exp.Delete) -> exp.Delete:
@@ -2864,351 +2843,7 @@ def _eval_simple(node: exp.Expression, params: dict[str, Any]) -> Any:
     return None
 
 
-def _unquote_ident(text: str) -> str:
-    text = text.strip()
-    if text.startswith("`") and text.endswith("`"):
-        return text[1:-1].replace("``", "`")
-    return text
-
-
 def _mysql_text(node: exp.Expression) -> str:
     if isinstance(node, exp.CurrentSchema):
         return "DATABASE()"
     return node.sql("mysql").replace("PYLAMP_", "")
-
-
-def _col_name(node: exp.Expression) -> str:
-    if isinstance(node, exp.Ordered):
-        node = node.this
-    return node.name
-
-
-def _parse_account(text: str) -> Account:
-    text = text.strip()
-    m = re.fullmatch(
-        r"('(?:[^']|'')*'|\"[^\"]*\"|`[^`]*`|[\w.$-]+)(?:\s*@\s*('(?:[^']|'')*'|\"[^\"]*\"|`[^`]*`|[\w.%:$-]+))?",
-        text,
-    )
-    if not m:
-        raise sqlmod.syntax_error(text)
-
-    def unq(s: str) -> str:
-        return s[1:-1] if s[:1] in "'\"`" else s
-
-    return Account(unq(m.group(1)), unq(m.group(2)) if m.group(2) else "%")
-
-
-def _split_accounts(text: str) -> list[str]:
-    return [p for p in re.split(r",(?=(?:[^']*'[^']*')*[^']*$)", text) if p.strip()]
-
-
-def _parse_privileges(text: str) -> list[str]:
-    out: list[str] = []
-    for part in text.split(","):
-        name = " ".join(part.upper().split())
-        name = re.sub(r"\s*\(.*\)", "", name)
-        if name in ("ALL", "ALL PRIVILEGES"):
-            out.extend(ALL_PRIVILEGES)
-        elif name == "USAGE":
-            continue
-        elif name in ALL_PRIVILEGES or name == "GRANT OPTION":
-            out.append(name)
-        else:
-            raise sqlmod.syntax_error(part)
-    return out
-
-
-def _db_all(names: set[str]) -> bool:
-    return set(ALL_PRIVILEGES) - GLOBAL_ONLY <= names
-
-
-def _grant_db(target: str) -> str:
-    parts = [_unquote_ident(p) for p in target.split(".")]
-    if parts[0] == "*":
-        return "*"
-    return parts[0]
-
-
-def _spec_from_schema(name: str, schema: exp.Schema, tree: exp.Create) -> TableSpec:
-    columns: list[ColumnSpec] = []
-    indexes: list[IndexSpec] = []
-    for item in schema.expressions:
-        if isinstance(item, exp.ColumnDef):
-            col, extra = _column_spec(item)
-            columns.append(col)
-            for idx in extra:
-                _add_index_raw(indexes, idx)
-        elif isinstance(item, exp.PrimaryKey):
-            _add_index_raw(
-                indexes, IndexSpec("PRIMARY", [_col_name(e) for e in item.expressions], "PRIMARY")
-            )
-        elif isinstance(item, exp.UniqueColumnConstraint):
-            target = item.this
-            cols = (
-                [_col_name(e) for e in target.expressions] if isinstance(target, exp.Schema) else []
-            )
-            idx_name = target.this.name if isinstance(target, exp.Schema) and target.this else ""
-            _add_index_raw(indexes, IndexSpec(idx_name or cols[0], cols, "UNIQUE"))
-        elif isinstance(item, exp.IndexColumnConstraint):
-            cols = [_col_name(e) for e in item.expressions]
-            kind = str(item.args.get("kind") or "").upper()
-            if kind in ("FULLTEXT", "SPATIAL"):
-                continue
-            idx_name = item.this.name if item.this else cols[0]
-            _add_index_raw(
-                indexes, IndexSpec(idx_name, cols, "UNIQUE" if kind == "UNIQUE" else "KEY")
-            )
-        elif isinstance(item, exp.Constraint):
-            for sub in item.expressions:
-                if isinstance(sub, exp.PrimaryKey):
-                    _add_index_raw(
-                        indexes,
-                        IndexSpec("PRIMARY", [_col_name(e) for e in sub.expressions], "PRIMARY"),
-                    )
-                elif isinstance(sub, exp.UniqueColumnConstraint):
-                    target = sub.this
-                    cols = (
-                        [_col_name(e) for e in target.expressions]
-                        if isinstance(target, exp.Schema)
-                        else []
-                    )
-                    _add_index_raw(indexes, IndexSpec(item.name or cols[0], cols, "UNIQUE"))
-        elif isinstance(item, exp.ForeignKey):
-            continue
-    names = {c.name.lower() for c in columns}
-    for idx in indexes:
-        for c in idx.columns:
-            if c.lower() not in names:
-                raise SqlError(1072, f"Key column '{c}' doesn't exist in table")
-    for idx in indexes:
-        if idx.kind == "PRIMARY":
-            for column in columns:
-                if column.name.lower() in {x.lower() for x in idx.columns}:
-                    column.nullable = False
-    spec = TableSpec(name, columns, indexes)
-    props = tree.args.get("properties")
-    if props is not None:
-        for p in props.expressions:
-            if isinstance(p, exp.EngineProperty):
-                spec.engine = p.name or "InnoDB"
-            elif isinstance(p, exp.CharacterSetProperty):
-                spec.charset = p.name or "utf8mb4"
-    return spec
-
-
-def _add_index_raw(indexes: list[IndexSpec], idx: IndexSpec) -> None:
-    if idx.kind == "PRIMARY":
-        if any(i.kind == "PRIMARY" for i in indexes):
-            raise SqlError(1068, "Multiple primary key defined")
-        indexes.insert(0, idx)
-        return
-    base = idx.name
-    n = 2
-    while any(i.name.lower() == idx.name.lower() for i in indexes):
-        idx = IndexSpec(f"{base}_{n}", idx.columns, idx.kind)
-        n += 1
-    indexes.append(idx)
-
-
-def _add_index(spec: TableSpec, idx: IndexSpec) -> None:
-    if idx.kind != "PRIMARY" and any(i.name.lower() == idx.name.lower() for i in spec.indexes):
-        raise SqlError(1061, f"Duplicate key name '{idx.name}'")
-    for c in idx.columns:
-        if spec.column(c) is None:
-            raise SqlError(1072, f"Key column '{c}' doesn't exist in table")
-    _add_index_raw(spec.indexes, idx)
-
-
-def _normalise_type(kind: exp.DataType) -> str:
-    text = kind.sql("mysql").lower().replace(", ", ",")
-    if text in ("boolean", "bool"):
-        return "tinyint(1)"
-    m = re.fullmatch(r"(int|smallint|mediumint|bigint)\(\d+\)(.*)", text)
-    if m:
-        text = m.group(1) + m.group(2)
-    if text.startswith("integer"):
-        text = "int" + text[len("integer") :]
-    return text
-
-
-def _column_spec(item: exp.ColumnDef) -> tuple[ColumnSpec, list[IndexSpec]]:
-    kind = item.args.get("kind")
-    mysql_type = _normalise_type(kind) if isinstance(kind, exp.DataType) else "text"
-    col = ColumnSpec(item.name, mysql_type)
-    extra: list[IndexSpec] = []
-    for cons in item.args.get("constraints") or []:
-        k = cons.args.get("kind")
-        if isinstance(k, exp.NotNullColumnConstraint):
-            col.nullable = bool(k.args.get("allow_null"))
-        elif isinstance(k, exp.AutoIncrementColumnConstraint):
-            col.auto_increment = True
-        elif isinstance(k, exp.DefaultColumnConstraint):
-            col.default = _default_text(k.this)
-        elif isinstance(k, exp.OnUpdateColumnConstraint):
-            col.on_update = "CURRENT_TIMESTAMP"
-        elif isinstance(k, exp.CommentColumnConstraint):
-            col.comment = k.this.name if isinstance(k.this, exp.Literal) else ""
-        elif isinstance(k, exp.PrimaryKeyColumnConstraint):
-            extra.append(IndexSpec("PRIMARY", [col.name], "PRIMARY"))
-        elif isinstance(k, exp.UniqueColumnConstraint):
-            extra.append(IndexSpec(col.name, [col.name], "UNIQUE"))
-    if col.type == "serial":
-        col.type = "bigint unsigned"
-        col.auto_increment = True
-        col.nullable = False
-        extra.append(IndexSpec(col.name, [col.name], "UNIQUE"))
-    return col, extra
-
-
-def _default_text(node: exp.Expression) -> str:
-    if isinstance(node, exp.Null):
-        return "NULL"
-    if isinstance(node, exp.CurrentTimestamp):
-        return "CURRENT_TIMESTAMP"
-    if isinstance(node, exp.Literal):
-        if node.is_string:
-            return "'" + node.this.replace("'", "''") + "'"
-        return "'" + node.this + "'"
-    if isinstance(node, exp.Boolean):
-        return "'1'" if node.this else "'0'"
-    if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal):
-        return "'-" + node.this.this + "'"
-    return "(" + node.sql("mysql") + ")"
-
-
-def _alter_action(spec: TableSpec, action: exp.Expression, rename_to: str | None) -> str | None:
-    if isinstance(action, exp.ColumnDef):
-        col, extra = _column_spec(action)
-        if spec.column(col.name) is not None:
-            raise SqlError(1060, f"Duplicate column name '{col.name}'")
-        position = action.args.get("position")
-        _insert_column(spec, col, position)
-        for idx in extra:
-            _add_index(spec, idx)
-        return rename_to
-    if isinstance(action, exp.Drop):
-        kind = (action.args.get("kind") or "").upper()
-        dropped = action.args.get("tables") or []
-        name = dropped[0].name if dropped else (action.this.name if action.this else "")
-        if kind in ("COLUMN", ""):
-            if spec.column(name) is None:
-                raise SqlError(1091, f"Can't DROP '{name}'; check that column/key exists")
-            spec.columns = [c for c in spec.columns if c.name.lower() != name.lower()]
-            for idx in spec.indexes:
-                idx.columns = [c for c in idx.columns if c.lower() != name.lower()]
-            spec.indexes = [i for i in spec.indexes if i.columns]
-            return rename_to
-        if kind in ("INDEX", "KEY"):
-            before = len(spec.indexes)
-            spec.indexes = [i for i in spec.indexes if i.name.lower() != name.lower()]
-            if len(spec.indexes) == before:
-                raise SqlError(1091, f"Can't DROP '{name}'; check that column/key exists")
-            return rename_to
-        if kind == "PRIMARY KEY" or name.upper() == "PRIMARY":
-            spec.indexes = [i for i in spec.indexes if i.kind != "PRIMARY"]
-            return rename_to
-    if isinstance(action, exp.AlterRename):
-        return action.this.name
-    if isinstance(action, exp.RenameColumn):
-        old = action.this.name
-        new = action.args["to"].name
-        renamed = spec.column(old)
-        if renamed is None:
-            raise SqlError(1054, f"Unknown column '{old}' in '{spec.name}'")
-        _rename_column(spec, renamed, new)
-        return rename_to
-    if isinstance(action, exp.AlterColumn):
-        altered = spec.column(action.this.name)
-        if altered is None:
-            raise SqlError(1054, f"Unknown column '{action.this.name}' in '{spec.name}'")
-        col = altered
-        if action.args.get("drop"):
-            col.default = None
-        elif action.args.get("default") is not None:
-            col.default = _default_text(action.args["default"])
-        if isinstance(action.args.get("dtype"), exp.DataType):
-            col.type = _normalise_type(action.args["dtype"])
-        return rename_to
-    if isinstance(action, exp.ModifyColumn):
-        coldef = action.this
-        old_name = action.args.get("rename_from")
-        old_name = old_name.name if old_name is not None else coldef.name
-        existing = spec.column(old_name)
-        if existing is None:
-            raise SqlError(1054, f"Unknown column '{old_name}' in '{spec.name}'")
-        col, extra = _column_spec(coldef)
-        if col.name.lower() != old_name.lower() and spec.column(col.name) is not None:
-            raise SqlError(1060, f"Duplicate column name '{col.name}'")
-        col_from = getattr(existing, "_from", existing.name)
-        index = spec.columns.index(existing)
-        spec.columns[index] = col
-        object.__setattr__(col, "_from", col_from)
-        for idx in spec.indexes:
-            idx.columns = [col.name if c.lower() == old_name.lower() else c for c in idx.columns]
-        position = coldef.args.get("position")
-        if position is not None:
-            spec.columns.remove(col)
-            _insert_column(spec, col, position)
-        for idx in extra:
-            _add_index(spec, idx)
-        return rename_to
-    if isinstance(action, exp.AddConstraint | exp.Constraint):
-        for sub in action.expressions or [action.this]:
-            _alter_add_index(spec, sub)
-        return rename_to
-    if isinstance(action, exp.IndexColumnConstraint | exp.UniqueColumnConstraint | exp.PrimaryKey):
-        _alter_add_index(spec, action)
-        return rename_to
-    raise SqlError(
-        1235, f"This version of MySQL doesn't yet support 'ALTER TABLE {action.sql('mysql')[:60]}'"
-    )
-
-
-def _alter_add_index(spec: TableSpec, item: exp.Expression) -> None:
-    if isinstance(item, exp.PrimaryKey):
-        _add_index(spec, IndexSpec("PRIMARY", [_col_name(e) for e in item.expressions], "PRIMARY"))
-    elif isinstance(item, exp.UniqueColumnConstraint):
-        target = item.this
-        cols = [_col_name(e) for e in target.expressions] if isinstance(target, exp.Schema) else []
-        name = target.this.name if isinstance(target, exp.Schema) and target.this else cols[0]
-        _add_index(spec, IndexSpec(name, cols, "UNIQUE"))
-    elif isinstance(item, exp.IndexColumnConstraint):
-        cols = [_col_name(e) for e in item.expressions]
-        kind = str(item.args.get("kind") or "").upper()
-        _add_index(
-            spec,
-            IndexSpec(
-                item.this.name if item.this else cols[0],
-                cols,
-                "UNIQUE" if kind == "UNIQUE" else "KEY",
-            ),
-        )
-    else:
-        raise SqlError(
-            1235, f"This version of MySQL doesn't yet support '{item.sql('mysql')[:60]}'"
-        )
-
-
-def _insert_column(spec: TableSpec, col: ColumnSpec, position: Any) -> None:
-    if position is None:
-        spec.columns.append(col)
-        return
-    where = str(position.args.get("position") or "").upper()
-    if where == "FIRST":
-        spec.columns.insert(0, col)
-        return
-    # AFTER col: MySQL puts it after that column (kept, so SHOW CREATE matches)
-    after = position.this.name if isinstance(position, exp.Expression) and position.this else ""
-    for i, c in enumerate(spec.columns):
-        if c.name.lower() == after.lower():
-            spec.columns.insert(i + 1, col)
-            return
-    spec.columns.append(col)
-
-
-def _rename_column(spec: TableSpec, col: ColumnSpec, new: str) -> None:
-    old = col.name
-    col.name = new
-    object.__setattr__(col, "_from", old)
-    for idx in spec.indexes:
-        idx.columns = [new if c.lower() == old.lower() else c for c in idx.columns]

@@ -45,6 +45,7 @@ __all__ = [
     "strip_literals",
     "syntax_error",
     "unescape_string",
+    "unquote_ident",
 ]
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
@@ -524,6 +525,14 @@ def restore(shape: Shape, literals: list[Literal] | None = None) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Parsing.
+
+
+def unquote_ident(text: str) -> str:
+    """An identifier without MySQL's backticks."""
+    text = text.strip()
+    if text.startswith("`") and text.endswith("`"):
+        return text[1:-1].replace("``", "`")
+    return text
 
 
 def syntax_error(near: str) -> SqlError:
