@@ -59,7 +59,7 @@ def sample_tree(root: Path) -> None:
     symlink(root, "home.html", "index.html", mtime_ns=base + 7)
     symlink(root, "pictures", "img", mtime_ns=base + 8)
     symlink(root, "dangling", "no/such/file", mtime_ns=base + 9)
-    symlink(root, "abs", "/etc/hostname", mtime_ns=base + 10)
+    symlink(root, "abs", "/nonexistent/absolute/target", mtime_ns=base + 10)
     os.chmod(root / "cgi", 0o750)
     for d, t in (("deep/a/b/c", 11), ("deep/a/b", 12), ("deep/a", 13), ("deep", 14)):
         os.utime(root / d, ns=(base + t, base + t))
