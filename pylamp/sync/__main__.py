@@ -103,6 +103,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     serve.add_argument("--root", metavar="DIR", help="directory to keep in sync")
     serve.add_argument("--listen", metavar="HOST:PORT", help="address (port 0: any free port)")
     serve.add_argument("--name", metavar="NAME", help="this web server's name in --config")
+    serve.add_argument(
+        "--fsync", action="store_true", help="flush each file to disk before renaming it"
+    )
     add_key_args(serve)
     serve.set_defaults(func=_serve)
 
@@ -183,7 +186,7 @@ def _serve(args: argparse.Namespace) -> int:
         tls = server_tls_context(args.tls_cert, args.tls_key or args.tls_cert, args.tls_ca)
 
     async def run() -> None:
-        async with SyncReceiver(root, host, port, key=key, tls=tls) as rx:
+        async with SyncReceiver(root, host, port, key=key, tls=tls, fsync=args.fsync) as rx:
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):

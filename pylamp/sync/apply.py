@@ -69,9 +69,10 @@ class PushApplier:
     """One push being applied under ``root``: staged temp files, queued metadata and deletions,
     errors. Holds no socket: the connection handler feeds it events and sends what it returns."""
 
-    def __init__(self, root: str, begin: ev.Begin) -> None:
+    def __init__(self, root: str, begin: ev.Begin, *, fsync: bool = False) -> None:
         self.root = root
         self.delay = begin.delay_updates
+        self.fsync = fsync  # flush each file to disk before it is renamed (rsync --fsync)
         self.temps: set[str] = set()
         self.staged: list[tuple[str, str, str]] = []  # (temp, final, rel)
         self.sigs: dict[str, dl.Signature] = {}
@@ -218,6 +219,8 @@ class PushApplier:
         return errors
 
     def _finish_temp(self, fd: int, mode: int, mtime_ns: int) -> None:
+        if self.fsync:
+            os.fsync(fd)
         os.fchmod(fd, mode & 0o7777)
         os.utime(fd, ns=(mtime_ns, mtime_ns))
         os.close(fd)

@@ -62,7 +62,9 @@ class SyncReceiver:
     :class:`ssl.SSLContext` (see :func:`server_tls_context`). Pushes to one receiver are
     applied one at a time. A connection that sends nothing for ``idle_timeout`` seconds while
     authenticating or in the middle of a push is dropped (its push publishes nothing), so a
-    hung sender cannot hold the receiver; between pushes a connection may idle for ever."""
+    hung sender cannot hold the receiver; between pushes a connection may idle for ever.
+    ``fsync`` flushes every file to disk before it is renamed into place (slower; for crash
+    safety against power loss, not just killed processes)."""
 
     def __init__(
         self,
@@ -74,6 +76,7 @@ class SyncReceiver:
         tls: ssl.SSLContext | None = None,
         on_push: Callable[[dict[str, int], list[str]], None] | None = None,
         idle_timeout: float = 60.0,
+        fsync: bool = False,
     ) -> None:
         if len(key) < 16:
             raise ValueError("the shared key must be at least 16 bytes")
@@ -87,6 +90,7 @@ class SyncReceiver:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._on_push = on_push
         self.idle_timeout = idle_timeout
+        self.fsync = fsync
         self.pushes = 0
         self.failed_pushes = 0
 
@@ -258,7 +262,7 @@ class _Handler:
     async def begin(self, m: ev.Begin) -> None:
         await self.rx._lock.acquire()
         self.locked = True
-        push = PushApplier(self.rx.root, m)
+        push = PushApplier(self.rx.root, m, fsync=self.rx.fsync)
         self.push = push
         if m.want_manifest:
             found = await asyncio.to_thread(

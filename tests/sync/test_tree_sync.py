@@ -23,7 +23,7 @@ def dirs(tmp_path: Path) -> tuple[Path, Path]:
 async def test_round_trip_equals_source(dirs: tuple[Path, Path]) -> None:
     src, dst = dirs
     sample_tree(src)
-    async with SyncReceiver(dst, key=KEY) as rx:
+    async with SyncReceiver(dst, key=KEY, fsync=True) as rx:
         [st] = await push(src, [rx.address], key=KEY)
     assert st.ok, st
     assert snapshot(dst) == snapshot(src)
