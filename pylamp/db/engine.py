@@ -585,8 +585,12 @@ class Engine:
         try:
             for txn in transactions(start):
                 end = tuple(txn.end)
-                if session.apply_logged(txn, end, self.positions()):
+                if session.apply_logged(txn, end, positions):
                     count += 1
+                    if getattr(txn, "xid", 1) is None:
+                        positions = self.positions()  # DDL may create or drop databases
+                    else:
+                        positions.update(dict.fromkeys(session.applied_dbs, end))
         finally:
             session.close()
         return count
@@ -688,6 +692,8 @@ class Session:
         self.session_vars: dict[str, Any] = {}
         self.warnings: list[tuple[str, int, str]] = []
         self._info_attached = False
+        self.applied_dbs: set[str] = set()
+        """During recovery: the databases the last applied transaction wrote."""
         self._nd_cache: tuple[tuple[float, int, bool], NonDeterministic] | None = None
         self.replaying = False
         self.replay_end: tuple[str, int] | None = None
@@ -2700,6 +2706,7 @@ class Session:
                     self._txn_dbs.add(target_db)
                 if ddl and target_db is not None and self.engine.db_exists(target_db):
                     self._store_recovered(target_db, end)
+            self.applied_dbs = set(self._txn_dbs)
             if self._holds_writer:
                 self._store_position(end, self._txn_dbs)
                 self._conn.execute("COMMIT")
