@@ -461,7 +461,7 @@ class Engine:
         self._rand = random.Random()
         self._state_lock = threading.Lock()
         self._epochs: dict[str, int] = {}
-        self._known_dbs: set[str] = set()
+        self._known_dbs: set[str] = set(self.databases())
         self._catalog: dict[tuple[str, str], TableSpec | None] = {}
         self._shapes: dict[tuple[str | None, str], _ShapeInfo] = {}
         self._compiled: dict[tuple[Any, ...], _Compiled] = {}
@@ -523,6 +523,10 @@ class Engine:
             return False
         self._known_dbs.add(db)
         return True
+
+    def known_databases(self) -> frozenset[str]:
+        """The user databases this engine knows of (kept up to date by CREATE/DROP)."""
+        return frozenset(self._known_dbs)
 
     def forget_db(self, db: str) -> None:
         """Called after DROP DATABASE."""
@@ -1572,6 +1576,14 @@ class Session:
     def _begin_write(self) -> None:
         if self._holds_writer:
             return
+        if len(self._attached) < 9 and len(self._attached) < len(self.engine.known_databases()):
+            # SQLite cannot ATTACH inside a transaction: open the other databases now, so a
+            # transaction can go on to write to any of them
+            for db in sorted(self.engine.known_databases()):
+                if len(self._attached) >= 9:
+                    break
+                if db not in self._attached and self.engine.db_exists(db):
+                    self._attach(db)
         if not self.engine.writer_lock.acquire(timeout=_LOCK_WAIT_TIMEOUT):
             raise SqlError(1205, "Lock wait timeout exceeded; try restarting transaction")
         self._holds_writer = True
@@ -1855,6 +1867,7 @@ class Session:
                     else self.replay_end
                 )
                 self._create_db_file(name, position)
+                self.engine.db_exists(name)  # now known
             self.engine.bump_epoch(name)
             return Ok(affected_rows=1)
         self._require_db("DROP", name)

@@ -277,3 +277,16 @@ def test_recovery_targets_the_written_database_and_replays_accounts_idempotently
     s.close()
     engine.close()
     binlog.close()
+
+
+def test_transaction_across_databases(engine: Engine, session: Session, binlog: Binlog) -> None:
+    session.execute("CREATE DATABASE other; CREATE TABLE other.u (a INT)")
+    fresh = engine.open_session("root", "127.0.0.1")
+    fresh.use("shop")
+    fresh.execute("BEGIN")
+    fresh.execute("INSERT INTO t (v) VALUES ('here')")
+    fresh.execute("INSERT INTO other.u VALUES (1)")  # a database first used mid-transaction
+    fresh.execute("COMMIT")
+    assert count(session) == 1 and count(session, "other.u") == 1
+    assert engine.positions()["other"] == engine.positions()["shop"] == tuple(binlog.position())
+    fresh.close()
