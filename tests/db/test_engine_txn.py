@@ -290,3 +290,11 @@ def test_transaction_across_databases(engine: Engine, session: Session, binlog: 
     assert count(session) == 1 and count(session, "other.u") == 1
     assert engine.positions()["other"] == engine.positions()["shop"] == tuple(binlog.position())
     fresh.close()
+
+
+def test_user_variables_are_logged_as_values(session: Session, binlog: Binlog) -> None:
+    session.execute("SET @who = 'it''s me', @n = 7")
+    session.execute("INSERT INTO t (v) VALUES (CONCAT(@who, @n))")
+    assert logged(binlog)[-1] == (["INSERT INTO t (v) VALUES (CONCAT('it\\'s me', 7))"], False)
+    result = session.execute("SELECT v FROM t")[0]
+    assert isinstance(result, ResultSet) and result.rows == [("it's me7",)]
