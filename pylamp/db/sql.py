@@ -399,11 +399,11 @@ def literal_sql(value: Any) -> str:
     return "'" + text + "'"
 
 
-def _number_value(token: str) -> int | float:
+def _number_value(token: str) -> int | float | None:
     if "." in token or "e" in token or "E" in token:
         return float(token)
     value = int(token)
-    return value if value < 2**63 else float(value)
+    return value if value < 2**63 else None
 
 
 def _fn_value(token: str, nd: NonDeterministic) -> Any:
@@ -481,6 +481,9 @@ def strip_literals(sql: str, nd: NonDeterministic | None = None) -> Shape:
                 continue
         elif group == "num":
             value = _number_value(token)
+            if value is None:
+                out.append(token)  # beyond SQLite's parameters: -2**63 and BIGINT UNSIGNED
+                continue
         elif group == "comment":
             out.append(" ")
             continue
