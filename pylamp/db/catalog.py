@@ -332,6 +332,10 @@ def _column_sql(c: ColumnSpec, inline_pk: bool) -> str:
         parts.append("DEFAULT " + _default_sql(c.default))
     if "COLLATE" in info.sqlite_type:
         parts.append("COLLATE NOCASE")
+    m = re.fullmatch(r"(?:var)?char\((\d+)\)", c.type)
+    if m:
+        # strict mode: MySQL refuses a longer string (error 1406), SQLite would store it
+        parts.append(f'CHECK (length("{c.name}") <= {int(m.group(1))})')
     return " ".join(parts)
 
 

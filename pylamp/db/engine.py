@@ -1719,6 +1719,9 @@ class Session:
         m = re.match(r"UNIQUE constraint failed: (.+)", msg)
         if m:
             return self._duplicate_error(m.group(1), compiled, params or {})
+        m = re.match(r'CHECK constraint failed: length\("?([^")]+)"?\) <=', msg)
+        if m:
+            return SqlError(1406, f"Data too long for column '{m.group(1)}' at row 1")
         m = re.match(r"NOT NULL constraint failed: \w+\.(.+)", msg)
         if m:
             return SqlError(1048, f"Column '{m.group(1)}' cannot be null")

@@ -549,3 +549,11 @@ def test_many_databases_in_one_session(session: Session) -> None:
     total = sum(one(session, f"SELECT v FROM d{i}.t") for i in range(12))
     assert total == sum(range(12))
     assert rows(session, "SELECT a.v, b.v FROM d0.t a JOIN d11.t b") == [(0, 11)]
+
+
+def test_too_long_string_is_refused(products: Session) -> None:
+    with pytest.raises(SqlError) as err:
+        products.execute(f"INSERT INTO products (sku) VALUES ('{'x' * 21}')")
+    assert err.value.errno == 1406
+    assert err.value.message == "Data too long for column 'sku' at row 1"
+    ok(products, f"INSERT INTO products (sku) VALUES ('{'é' * 20}')")  # characters, not bytes
