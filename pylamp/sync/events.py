@@ -8,7 +8,7 @@ Paths are relative POSIX strings; manifest rows are :class:`~.manifest.Entry` tu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 __all__ = [
     "Auth",
@@ -105,12 +105,13 @@ class Begin(Event):
 
 @dataclass(frozen=True, slots=True)
 class Manifest(Event):
-    """Receiver -> sender: its file list (rows of Entry fields), or ``complete=False`` and no
-    rows when it was not asked for."""
+    """Receiver -> sender: its file list (rows of Entry fields; the empty trailing ``target``
+    and ``digest`` of most rows are left out), or ``complete=False`` and no rows when it was
+    not asked for."""
 
     code: ClassVar[int] = 11
     complete: bool
-    rows: tuple[tuple[str, str, int, int, int, str, str], ...]
+    rows: tuple[tuple[Any, ...], ...]
 
 
 @dataclass(frozen=True, slots=True)
