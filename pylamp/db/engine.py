@@ -919,7 +919,7 @@ class Session:
 
     def _execute_dml(self, stmt: str, kind: Kind) -> ResultSet | Ok:
         shape = sqlmod.strip_literals(stmt, self._nd(per_row=kind is Kind.READ))
-        compiled = self._compile(shape, kind)
+        compiled = self._compile(shape, kind, stmt)
         params = self._bind(compiled, shape)
         for db, table in compiled.reads:
             self._require_table("SELECT", db, table)
@@ -942,7 +942,7 @@ class Session:
             logged = _inline_user_vars(logged, self.user_vars)
         return self._run_write(compiled, params, logged)
 
-    def _compile(self, shape: Shape, kind: Kind) -> _Compiled:
+    def _compile(self, shape: Shape, kind: Kind, original: str = "") -> _Compiled:
         engine = self.engine
         shape_key = (self.db, shape.text)
         info = engine.shape_info(shape_key)
@@ -979,7 +979,7 @@ class Session:
                 shape.text,
             )
             tree = sqlmod.parse_mysql(_rename_functions(text))
-        compiled = self._translate(tree, kind)
+        compiled = self._translate(tree, kind, original or sqlmod.restore(shape))
         info = _ShapeInfo(frozenset(inline), True)
         inline_vals = tuple(shape.literals[i].value for i in sorted(inline))
         engine.remember(shape_key, info, (self.db, shape.text, inline_vals), compiled)
@@ -1110,7 +1110,7 @@ class Session:
         )
 
     def _compile_text(self, text: str, kind: Kind) -> _Compiled:
-        return self._translate(sqlmod.parse_mysql(_rename_functions(text)), kind)
+        return self._translate(sqlmod.parse_mysql(_rename_functions(text)), kind, text)
 
     def _bind(self, compiled: _Compiled, shape: Shape) -> dict[str, Any]:
         params: dict[str, Any] = {}
@@ -1146,8 +1146,9 @@ class Session:
             return self.engine.variables[name]
         raise SqlError(1193, f"Unknown system variable '{name}'")
 
-    def _translate(self, tree: exp.Expression, kind: Kind) -> _Compiled:
-        """The MySQL -> SQLite transforms (DESIGN.md section 5) on a parsed DML statement."""
+    def _translate(self, tree: exp.Expression, kind: Kind, text: str = "") -> _Compiled:
+        """The MySQL -> SQLite transforms (DESIGN.md section 5) on a parsed DML statement;
+        ``text`` is the statement as written (for the names of expression columns)."""
         if isinstance(tree, exp.Command) and tree.name.upper() == "REPLACE":
             tree = sqlmod.parse_mysql("INSERT" + tree.sql("mysql")[len("REPLACE") :])
             tree.set("alternative", "REPLACE")
@@ -1212,7 +1213,7 @@ class Session:
             self._add_on_update(tree, target[0], target[1])
         columns: list[_ColSource | None] | None = None
         if isinstance(tree, exp.Query):
-            columns = self._result_sources(tree)
+            columns = self._result_sources(tree, sqlmod.projection_texts(text))
         self._replace_functions(tree)
         params: list[tuple[str, str, Any]] = []
         seen: set[str] = set()
@@ -1362,9 +1363,13 @@ class Session:
         for node in list(tree.find_all(exp.CurrentUser)):
             node.replace(exp.SessionParameter(this=exp.var("pylamp_user")))
 
-    def _result_sources(self, tree: exp.Query) -> list[_ColSource | None] | None:
+    def _result_sources(
+        self, tree: exp.Query, texts: list[str] | None = None
+    ) -> list[_ColSource | None] | None:
         if not isinstance(tree, exp.Select):
             return None
+        if texts is not None and len(texts) != len(tree.expressions):
+            texts = None
         tables: dict[str, tuple[str, str, TableSpec | None]] = {}
         order: list[str] = []
         from_ = tree.args.get("from_")
@@ -1381,7 +1386,7 @@ class Session:
             tables[alias.lower()] = (db.name, table.name, spec)
             order.append(alias.lower())
         out: list[_ColSource | None] = []
-        for proj in tree.expressions:
+        for index, proj in enumerate(tree.expressions):
             if isinstance(proj, exp.Star):
                 for alias in order:
                     db, tname, spec = tables[alias]
@@ -1409,6 +1414,8 @@ class Session:
                 continue
             if isinstance(proj, exp.Alias):
                 out.append(_ColSource(label))
+            elif texts is not None:
+                out.append(_ColSource(_expression_name(texts[index])))
             else:
                 out.append(_ColSource(_mysql_text(proj)))
         return out
@@ -2864,6 +2871,15 @@ def _eval_simple(node: exp.Expression, params: dict[str, Any]) -> Any:
         inner = _eval_simple(node.this, params)
         return -inner if isinstance(inner, int | float) else None
     return None
+
+
+def _expression_name(text: str) -> str:
+    """MySQL's name for an unaliased expression column: its text, a string literal's value."""
+    m = re.fullmatch(r"'((?:[^'\\]|\\.|'')*)'|\"((?:[^\"\\]|\\.|\"\")*)\"", text)
+    if m:
+        body = m.group(1) if m.group(1) is not None else m.group(2)
+        return sqlmod.unescape_string(body, "'" if m.group(1) is not None else '"')
+    return text
 
 
 def _mysql_text(node: exp.Expression) -> str:

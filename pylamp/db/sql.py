@@ -40,6 +40,7 @@ __all__ = [
     "parse_admin",
     "parse_mysql",
     "preprocess",
+    "projection_texts",
     "restore",
     "split_statements",
     "strip_literals",
@@ -528,6 +529,76 @@ def restore(shape: Shape, literals: list[Literal] | None = None) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Parsing.
+
+
+_PROJECTION_END = {
+    "FROM",
+    "INTO",
+    "WHERE",
+    "GROUP",
+    "HAVING",
+    "ORDER",
+    "LIMIT",
+    "UNION",
+    "FOR",
+    "LOCK",
+    "WINDOW",
+    "INTERSECT",
+    "EXCEPT",
+}
+_SELECT_MODIFIERS = {
+    "ALL",
+    "DISTINCT",
+    "DISTINCTROW",
+    "HIGH_PRIORITY",
+    "STRAIGHT_JOIN",
+    "SQL_CALC_FOUND_ROWS",
+    "SQL_NO_CACHE",
+    "SQL_CACHE",
+    "SQL_SMALL_RESULT",
+    "SQL_BIG_RESULT",
+    "SQL_BUFFER_RESULT",
+}
+_SCAN_RE = re.compile(
+    r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\"|`(?:[^`]|``)*`|[A-Za-z_][\w$]*|\S",
+    re.S,
+)
+
+
+def projection_texts(sql: str) -> list[str] | None:
+    """The source text of each item of a SELECT list, as written (MySQL names an unaliased
+    expression column after it: ``IFNULL(a, 0)``, not a translation of it).  None when the
+    statement is not a plain SELECT."""
+    tokens = list(_SCAN_RE.finditer(sql))
+    i = 0
+    while i < len(tokens) and tokens[i].group(0) == "(":
+        i += 1
+    if i >= len(tokens) or tokens[i].group(0).upper() != "SELECT":
+        return None
+    i += 1
+    while i < len(tokens) and tokens[i].group(0).upper() in _SELECT_MODIFIERS:
+        i += 1
+    items: list[str] = []
+    depth = 0
+    start = tokens[i].start() if i < len(tokens) else len(sql)
+    end = len(sql)
+    for m in tokens[i:]:
+        tok = m.group(0)
+        if tok == "(":
+            depth += 1
+        elif tok == ")":
+            if depth == 0:
+                end = m.start()
+                break
+            depth -= 1
+        elif depth == 0 and tok == ",":
+            items.append(sql[start : m.start()].strip())
+            start = m.end()
+        elif depth == 0 and tok.upper() in _PROJECTION_END:
+            end = m.start()
+            break
+    items.append(sql[start:end].strip())
+    return items
 
 
 def unquote_ident(text: str) -> str:

@@ -557,3 +557,18 @@ def test_too_long_string_is_refused(products: Session) -> None:
     assert err.value.errno == 1406
     assert err.value.message == "Data too long for column 'sku' at row 1"
     ok(products, f"INSERT INTO products (sku) VALUES ('{'é' * 20}')")  # characters, not bytes
+
+
+def test_expression_columns_are_named_as_written(products: Session) -> None:
+    result = products.execute(
+        "SELECT IFNULL(SUM(qty), 0), 1+1, 'a, b', NOW(), COUNT(*) AS n, sku FROM products"
+    )[0]
+    assert isinstance(result, ResultSet)
+    assert [c.name for c in result.columns] == [
+        "IFNULL(SUM(qty), 0)",
+        "1+1",
+        "a, b",
+        "NOW()",
+        "n",
+        "sku",
+    ]

@@ -198,3 +198,16 @@ def test_last_insert_id_with_an_argument_is_not_replaced() -> None:
     shape = strip_literals("UPDATE seq SET id = LAST_INSERT_ID(5)", ND)
     assert not shape.determinised
     assert restore(shape) == "UPDATE seq SET id = LAST_INSERT_ID(5)"
+
+
+def test_projection_texts() -> None:
+    from pylamp.db.sql import projection_texts
+
+    assert projection_texts("SELECT DISTINCT IFNULL(SUM(n), 0), a.b AS x, f('a,b', c) FROM t") == [
+        "IFNULL(SUM(n), 0)",
+        "a.b AS x",
+        "f('a,b', c)",
+    ]
+    assert projection_texts("SELECT 1") == ["1"]
+    assert projection_texts("(SELECT a FROM t) UNION (SELECT b FROM u)") == ["a"]
+    assert projection_texts("INSERT INTO t VALUES (1)") is None
