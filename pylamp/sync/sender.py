@@ -396,7 +396,10 @@ class SyncSession:
         st.meta_updates += counts["meta"]
         st.errors.extend(errors)
         if not opts.dry_run:
+            # Without --delete the receiver keeps its extra files: so must its cached list.
+            kept = {} if opts.delete else {p: e for p, e in self.manifest.items() if p not in tree}
             update_manifest(self.manifest, tree, scope=scope, failed=failed | self._unsent)
+            self.manifest.update(kept)
         st.bytes_sent += self.bytes_sent - sent0
         st.bytes_received += self.bytes_received - recv0
         st.elapsed += time.perf_counter() - t0

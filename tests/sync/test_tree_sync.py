@@ -271,3 +271,17 @@ async def test_odd_file_names_round_trip(dirs: tuple[Path, Path]) -> None:
     assert st.ok, st.errors
     assert sorted(os.listdir(os.fsencode(dst))) == sorted([*names, b"link-to-latin1"])
     assert snapshot(dst) == snapshot(src)
+
+
+async def test_a_session_remembers_files_kept_by_no_delete(dirs: tuple[Path, Path]) -> None:
+    src, dst = dirs
+    write(src, "a.html", "a")
+    write(src, "b.html", "b")
+    async with SyncReceiver(dst, key=KEY) as rx, SyncSession(rx.address, KEY) as s:
+        await s.push(src)
+        os.unlink(src / "b.html")
+        kept = await s.push(src, delete=False)
+        assert kept.files_deleted == 0 and (dst / "b.html").exists()
+        gone = await s.push(src)  # the cached list still knows b.html is there
+        assert gone.files_deleted == 1
+    assert snapshot(dst) == snapshot(src)
