@@ -214,6 +214,12 @@ _FUNCTIONS: list[tuple[str, int, Callable[..., Any]]] = [
     ("DATE_FORMAT", 2, _nullsafe(_date_format)),
     ("PYLAMP_DATE_FORMAT", 2, _nullsafe(_date_format)),
     ("PYLAMP_STR_TO_DATE", 2, _nullsafe(_str_to_date)),
+    # MySQL's LENGTH counts bytes (CHAR_LENGTH counts characters)
+    (
+        "PYLAMP_LENGTH",
+        1,
+        _nullsafe(lambda v: len(v if isinstance(v, bytes) else _text(v).encode())),
+    ),
     ("PYLAMP_DATE_ADD", 4, _nullsafe(_date_add)),
     ("UNHEX", 1, _nullsafe(lambda s: bytes.fromhex(_text(s)))),
     ("REGEXP", 2, _regexp),

@@ -325,6 +325,7 @@ def test_common_functions(session: Session) -> None:
     assert one(session, "SELECT CONCAT('x', NULL)") is None
     assert one(session, "SELECT 'abc' REGEXP '^a'") == 1
     assert one(session, "SELECT MD5('a')") == "0cc175b9c0f1b6a831c399e269772661"
+    assert rows(session, "SELECT LENGTH('héllo'), CHAR_LENGTH('héllo')") == [(6, 5)]
 
 
 def test_now_and_friends_are_determinised(session: Session) -> None:
