@@ -17,8 +17,14 @@ Commit path (the binlog is the redo log): inside the writer lock, right before S
 the transaction's determinised statements go to ``binlog.append_transaction`` (appended and
 fsynced), and the returned end position is written into ``_pylamp_meta`` of every database the
 transaction touched, in the same SQLite transaction.  :meth:`Engine.recover` re-applies
-complete transactions past each database's stored position through :func:`apply_statement`,
-the same function the master's own execution and a replica use.
+complete transactions past each database's stored position (:meth:`Session.apply_logged`).
+Clients, recovery and a replica (:func:`apply_statement`) all run statements through the same
+``Session.execute`` path, so a logged statement is applied exactly as it first ran.
+
+Statement cache: DML is compiled once per *shape* (``sql.strip_literals``: literals replaced by
+placeholders) and current database; the SQLite text, its parameters, the tables it reads and
+writes (for privilege checks) and its result column types are cached in the engine and shared
+by sessions; any DDL clears the cache.
 """
 
 from __future__ import annotations
