@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import secrets
 import socket
@@ -508,7 +509,7 @@ class SyncSession:
     ) -> None:
         full = os.path.join(src, e.path)
         try:
-            f = open(full, "rb", buffering=0)  # noqa: SIM115 - closed below
+            f = _open_source(full)
         except OSError as exc:
             st.errors.append((e.path, f"cannot read: {exc.strerror}"))
             self._unsent.add(e.path)
@@ -546,7 +547,7 @@ class SyncSession:
         sig = dl.decode_signature(sig_data)
         full = os.path.join(src, e.path)
         try:
-            f = open(full, "rb", buffering=0)  # noqa: SIM115 - closed below
+            f = _open_source(full)
         except OSError as exc:
             st.errors.append((e.path, f"cannot read: {exc.strerror}"))
             self._unsent.add(e.path)
@@ -592,6 +593,12 @@ class SyncSession:
 
 async def _scan_entries(src: str, excl: Excluder, checksum: bool) -> Manifest:
     return (await asyncio.to_thread(scan, src, excl, checksum=checksum)).entries
+
+
+def _open_source(path: str) -> io.FileIO:
+    """Open a source file for reading, refusing a symlink put in its place since the scan (so
+    a push never sends what a link points to)."""
+    return io.FileIO(os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb")
 
 
 def _digests(src: str, entries: Iterable[Entry]) -> dict[str, str]:

@@ -285,3 +285,21 @@ async def test_a_session_remembers_files_kept_by_no_delete(dirs: tuple[Path, Pat
         gone = await s.push(src)  # the cached list still knows b.html is there
         assert gone.files_deleted == 1
     assert snapshot(dst) == snapshot(src)
+
+
+async def test_a_file_swapped_for_a_symlink_after_the_scan_is_not_followed(
+    tmp_path: Path,
+) -> None:
+    from pylamp.sync.manifest import scan
+    from pylamp.sync.sender import PushOptions
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write(src, "page.html", "public")
+    write(tmp_path, "secret", "private")
+    tree = scan(src).entries
+    os.unlink(src / "page.html")
+    os.symlink(tmp_path / "secret", src / "page.html")
+    async with SyncReceiver(dst, key=KEY) as rx, SyncSession(rx.address, KEY) as s:
+        st = await s.push_tree(str(src), tree, PushOptions())
+    assert [p for p, _ in st.errors] == ["page.html"]
+    assert not (dst / "page.html").exists()
