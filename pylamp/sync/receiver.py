@@ -64,7 +64,8 @@ class SyncReceiver:
     authenticating or in the middle of a push is dropped (its push publishes nothing), so a
     hung sender cannot hold the receiver; between pushes a connection may idle for ever.
     ``fsync`` flushes every file to disk before it is renamed into place (slower; for crash
-    safety against power loss, not just killed processes)."""
+    safety against power loss, not just killed processes). ``on_push(counts, failed)`` is
+    called after each completed push; ``pushes`` and ``failed_pushes`` count them."""
 
     def __init__(
         self,
@@ -253,6 +254,7 @@ class _Handler:
             self.send_errors(push.finish())
             self.send(ev.Done(dict(push.counts), tuple(push.failed), tuple(push.redo)))
             self.rx.pushes += 1
+            log.info("push applied: %s, %d failed", push.counts, len(push.failed))
             if self.rx._on_push is not None:
                 self.rx._on_push(dict(push.counts), list(push.failed))
             self.push = None
