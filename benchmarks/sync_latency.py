@@ -251,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--receivers", type=int, default=2, help="number of receivers (default 2)")
     p.add_argument("--no-lsyncd", action="store_true", help="skip the lsyncd comparison")
     p.add_argument("--verbose", action="store_true", help="print the watcher's log of the burst")
+    p.add_argument(
+        "--workdir", type=Path, help="where the trees live (default: the temp dir); try /dev/shm"
+    )
     args = p.parse_args(argv)
     edits = args.edits or (5 if args.quick else 100)
     burst = args.burst or (20 if args.quick else 200)
@@ -264,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         ("pylamp watch, debounce 0", 0.0, 50.0),
     ]
     for label, debounce, target in runs:
-        with tempfile.TemporaryDirectory(prefix="pylamp-sync-latency-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="pylamp-sync-latency-", dir=args.workdir) as tmp:
             work = Path(tmp)
             seed_tree(work / "web1", 50 if args.quick else 500)
             assert debounce is not None
@@ -275,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     elif shutil.which("lsyncd") is None:
         lines.append("  lsyncd: not installed (apt-get install lsyncd), not compared")
     else:
-        with tempfile.TemporaryDirectory(prefix="pylamp-sync-latency-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="pylamp-sync-latency-", dir=args.workdir) as tmp:
             work = Path(tmp)
             seed_tree(work / "web1", 50 if args.quick else 500)
             lat, b = run_lsyncd(work, edits, burst, args.receivers)
