@@ -101,6 +101,7 @@ _ALL_DEFAULTS = re.compile(
     r"(?:\.(?:`(?:[^`]|``)+`|[\w$]+))?)\s*(?:\(\s*\)\s*)?VALUES?\s*\(\s*\)\s*",
     re.I,
 )
+_KEYS_TOGGLE = re.compile(r"\s*ALTER\s+TABLE\s+\S+\s+(?:DISABLE|ENABLE)\s+KEYS\s*", re.I)
 _FAST_KINDS = {
     "SELECT": Kind.READ,
     "INSERT": Kind.WRITE,
@@ -223,6 +224,10 @@ _DEFAULT_VARIABLES: dict[str, Any] = {
     "lower_case_table_names": 0,
     "max_allowed_packet": 67108864,
     "max_connections": 151,
+    "sql_notes": 1,
+    "sql_quote_show_create": 1,
+    "sql_log_bin": 1,
+    "old_passwords": 0,
     "thread_cache_size": 9,
     "table_open_cache": 4000,
     "innodb_buffer_pool_size": 134217728,
@@ -1815,6 +1820,8 @@ class Session:
     # -- DDL ---------------------------------------------------------------------------------
 
     def _execute_ddl(self, stmt: str) -> Ok:
+        if _KEYS_TOGGLE.fullmatch(stmt):
+            return Ok()  # mysqldump's ALTER TABLE t DISABLE/ENABLE KEYS: nothing to do here
         self._check_writable()
         self._implicit_commit()
         words = stmt.split(None, 3)
