@@ -201,20 +201,26 @@ class SyncConnection:
     def _encode(self, event: ev.Event) -> bytes:
         cls = type(event)
         names, blob = _FIELDS[cls]
+        parts: list[bytes] = []
         if names:
-            head = json.dumps(
-                [getattr(event, n) for n in names], separators=(",", ":"), ensure_ascii=False
-            ).encode("utf-8", "surrogatepass")
-            body = head + b"\n" + getattr(event, blob) if blob else head
-        else:
-            body = getattr(event, blob) if blob else b""
+            parts.append(
+                json.dumps(
+                    [getattr(event, n) for n in names], separators=(",", ":"), ensure_ascii=False
+                ).encode("utf-8", "surrogatepass")
+            )
+            if blob:
+                parts.append(b"\n")
+        if blob:
+            parts.append(getattr(event, blob))
+        size = sum(map(len, parts))
         code = cls.code
-        if self.compress and len(body) >= _COMPRESS_MIN and cls in _COMPRESSIBLE:
-            packed = self._cctx.compress(body)
-            if len(packed) < len(body) - 16:
-                body = packed
+        if self.compress and size >= _COMPRESS_MIN and cls in _COMPRESSIBLE:
+            packed = self._cctx.compress(b"".join(parts))
+            if len(packed) < size - 16:
+                parts, size = [packed], len(packed)
                 code |= _COMPRESSED
-        return _HEADER.pack(code, len(body)) + body
+        # One copy of a large blob, not one per concatenation.
+        return b"".join([_HEADER.pack(code, size), *parts])
 
     # --- receiving ---------------------------------------------------------------------------
 
