@@ -355,3 +355,25 @@ def test_any_cut_keeps_exactly_the_complete_transactions(
         ]
         assert _statements(r) == [x for group in expected for x in group]
         assert (dst / "h-bin.000001").stat().st_size == (kept[-1].pos if kept else 256)
+
+
+def test_preallocation(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    b = Binlog(src, "z", 1, preallocate=4096)
+    ends = [b.append_transaction("a", [f"INSERT INTO t VALUES ({i})"], T0) for i in range(60)]
+    path = src / ends[-1].file
+    # zeros stand ahead of the end while the file is open; readers stop at the real end
+    assert path.stat().st_size > ends[-1].pos
+    assert len(list(b.transactions_after(None))) == 60
+    crashed = path.read_bytes()
+    b.close()
+    assert path.stat().st_size == b.files()[0][1]
+    r = subprocess.run(["mysqlbinlog", str(path)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and r.stderr == "" and "INSERT INTO t VALUES (59)" in r.stdout
+    # after a crash the zeros are a torn tail like any other
+    d = tmp_path / "crashed"
+    d.mkdir()
+    (d / path.name).write_bytes(crashed)
+    with Binlog(d, "z", 1, preallocate=4096) as again:
+        assert again.truncated_bytes == len(crashed) - ends[-1].pos
+        assert [t.end.pos for t in again.transactions_after(None)] == [e.pos for e in ends]
