@@ -118,6 +118,54 @@ _SQL_HINTS = re.compile(
 )
 
 
+_INFO_SCHEMA_EMPTY: dict[str, list[str]] = {
+    # always empty here, but clients (mysqldump) query them
+    "FILES": [
+        "FILE_ID",
+        "FILE_NAME",
+        "FILE_TYPE",
+        "TABLESPACE_NAME",
+        "TABLE_CATALOG",
+        "TABLE_SCHEMA",
+        "TABLE_NAME",
+        "LOGFILE_GROUP_NAME",
+        "LOGFILE_GROUP_NUMBER",
+        "ENGINE",
+        "FULLTEXT_KEYS",
+        "DELETED_ROWS",
+        "UPDATE_COUNT",
+        "FREE_EXTENTS",
+        "TOTAL_EXTENTS",
+        "EXTENT_SIZE",
+        "INITIAL_SIZE",
+        "MAXIMUM_SIZE",
+        "AUTOEXTEND_SIZE",
+        "CREATION_TIME",
+        "LAST_UPDATE_TIME",
+        "LAST_ACCESS_TIME",
+        "RECOVER_TIME",
+        "TRANSACTION_COUNTER",
+        "VERSION",
+        "ROW_FORMAT",
+        "TABLE_ROWS",
+        "AVG_ROW_LENGTH",
+        "DATA_LENGTH",
+        "MAX_DATA_LENGTH",
+        "INDEX_LENGTH",
+        "DATA_FREE",
+        "CREATE_TIME",
+        "UPDATE_TIME",
+        "CHECK_TIME",
+        "CHECKSUM",
+        "STATUS",
+        "EXTRA",
+    ],
+    "ROUTINES": ["ROUTINE_SCHEMA", "ROUTINE_NAME", "ROUTINE_TYPE", "ROUTINE_DEFINITION"],
+    "TRIGGERS": ["TRIGGER_SCHEMA", "TRIGGER_NAME", "EVENT_OBJECT_SCHEMA", "EVENT_OBJECT_TABLE"],
+    "VIEWS": ["TABLE_SCHEMA", "TABLE_NAME", "VIEW_DEFINITION"],
+    "PARTITIONS": ["TABLE_SCHEMA", "TABLE_NAME", "PARTITION_NAME", "TABLESPACE_NAME"],
+    "EVENTS": ["EVENT_SCHEMA", "EVENT_NAME"],
+}
 _INFO_SCHEMA: dict[str, list[str]] = {
     "SCHEMATA": [
         "CATALOG_NAME",
@@ -158,6 +206,8 @@ _INFO_SCHEMA: dict[str, list[str]] = {
         "COLUMN_COMMENT",
         "CHARACTER_SET_NAME",
         "COLLATION_NAME",
+        "GENERATION_EXPRESSION",
+        "PRIVILEGES",
     ],
     "STATISTICS": [
         "TABLE_CATALOG",
@@ -1001,7 +1051,7 @@ class Session:
         STATISTICS, KEY_COLUMN_USAGE) from the catalogs of the databases this user may see."""
         conn = self._conn
         if not self._info_attached:
-            for name, cols in _INFO_SCHEMA.items():
+            for name, cols in (_INFO_SCHEMA | _INFO_SCHEMA_EMPTY).items():
                 conn.execute(f"CREATE TABLE information_schema.{name} ({', '.join(cols)})")
             self._info_attached = True
         for name in _INFO_SCHEMA:
@@ -1060,6 +1110,8 @@ class Session:
                             c.comment,
                             "utf8mb4" if info.charset != BINARY_CHARSET else None,
                             "utf8mb4_general_ci" if info.charset != BINARY_CHARSET else None,
+                            "",
+                            "select,insert,update,references",
                         )
                     )
                 for idx in spec.indexes:

@@ -511,13 +511,28 @@ def strip_literals(sql: str, nd: NonDeterministic | None = None) -> Shape:
 _PLACEHOLDER_RE = re.compile(r":l(\d+)\b")
 
 
-_EXEC_COMMENT = re.compile(r"/\*!\d*(.*?)\*/", re.S)
+_COMMENTS = re.compile(
+    r"(?P<keep>'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\"|`(?:[^`]|``)*`)"
+    r"|/\*!\d*(?P<exec>.*?)\*/"
+    r"|/\*.*?\*/|--(?=[ \t\r\n]|$)[^\n]*|\#[^\n]*",
+    re.S,
+)
+
+
+def _comment_sub(m: re.Match[str]) -> str:
+    if m.group("keep") is not None:
+        return m.group(0)
+    if m.group("exec") is not None:
+        return " " + m.group("exec") + " "
+    return " "
 
 
 def preprocess(sql: str) -> str:
-    """Unwrap MySQL executable comments (``/*!40101 SET ... */``, as mysqldump writes them)."""
-    if "/*!" in sql:
-        sql = _EXEC_COMMENT.sub(lambda m: " " + m.group(1) + " ", sql)
+    """Unwrap MySQL executable comments (``/*!40101 SET ... */``, as mysqldump writes them)
+    and drop other comments (MariaDB's ``/*M!999999\\- ... */`` sandbox line among them), so
+    statements are classified by their first real keyword.  Strings are left alone."""
+    if "/*" in sql or "--" in sql or "#" in sql:
+        sql = _COMMENTS.sub(_comment_sub, sql)
     return sql
 
 

@@ -145,8 +145,10 @@ def test_function_names_inside_strings_are_left_alone() -> None:
     assert restore(shape) == "SELECT 'NOW()', `RAND()`"
 
 
-def test_preprocess_unwraps_executable_comments() -> None:
+def test_preprocess_unwraps_executable_comments_and_drops_others() -> None:
     assert preprocess("/*!40101 SET NAMES utf8 */").strip() == "SET NAMES utf8"
+    text = preprocess("/*M!999999\\- enable the sandbox mode */\nSELECT 'a -- b # c /* d */' # x")
+    assert text.split() == ["SELECT", "'a", "--", "b", "#", "c", "/*", "d", "*/'"]
 
 
 def test_parse_error_is_1064() -> None:
