@@ -613,47 +613,51 @@ class Engine:
             conn = sqlite3.connect(str(self.db_path(db)), isolation_level=None)
             try:
                 conn.execute("PRAGMA busy_timeout = 10000")
-                conn.execute(
-                    "INSERT OR REPLACE INTO _pylamp_meta (k, v) VALUES "
-                    "('binlog_file', ?), ('binlog_pos', ?)",
-                    position,
-                )
+                _write_position(conn, "main", position)
             finally:
                 conn.close()
 
-    def positions(self) -> dict[str, tuple[str, int] | None]:
+    def positions(self, key: str = "binlog") -> dict[str, tuple[str, int] | None]:
         """Each database's stored binlog position (end of the last transaction applied)."""
         out: dict[str, tuple[str, int] | None] = {}
         for db in self.databases():
             conn = sqlite3.connect(str(self.db_path(db)))
             try:
-                out[db] = _read_position(conn, "main")
+                out[db] = _read_position(conn, "main", key)
             finally:
                 conn.close()
         return out
 
-    def recover(self, transactions: Callable[[tuple[str, int] | None], Iterable[Any]]) -> int:
+    def recover(
+        self,
+        transactions: Callable[[tuple[str, int] | None], Iterable[Any]],
+        *,
+        key: str = "binlog",
+    ) -> int:
         """Re-apply logged transactions that the database files do not have yet.
 
         ``transactions(after)`` yields binlog transactions (objects with ``end`` and
         ``statements`` of ``(db, sql)``, like pylamp.db.binlog's) ending after ``after``.  A
         statement is applied to a database only when that database's stored position is
         before the transaction's end, so each is applied exactly once.  Returns how many
-        transactions were (partly) re-applied.
+        transactions were (partly) re-applied.  ``key`` names the stored positions to compare
+        with ("binlog" for this server's own log; a replica applying its master's log can keep
+        those positions under another key).
         """
-        positions = self.positions()
+        positions = self.positions(key)
         known = [p for p in positions.values() if p is not None]
         start = min(known) if known and len(known) == len(positions) else None
         count = 0
         session = Session(self, "root", "localhost", Account("root", "localhost"), 0)
         session.replaying = True
+        session.position_key = key
         try:
             for txn in transactions(start):
                 end = tuple(txn.end)
                 if session.apply_logged(txn, end, positions):
                     count += 1
                     if getattr(txn, "xid", 1) is None:
-                        positions = self.positions()  # DDL may create or drop databases
+                        positions = self.positions(key)  # DDL may create or drop databases
                     else:
                         positions.update(dict.fromkeys(session.applied_dbs, end))
         finally:
@@ -700,19 +704,33 @@ class Engine:
                 self._compiled[key] = compiled
 
 
-def _read_position(conn: sqlite3.Connection, schema: str) -> tuple[str, int] | None:
+def _read_position(
+    conn: sqlite3.Connection, schema: str, key: str = "binlog"
+) -> tuple[str, int] | None:
+    """The (file, pos) stored under ``key`` in a database's ``_pylamp_meta``."""
     try:
         rows = dict(
             conn.execute(
-                f'SELECT k, v FROM "{schema}"._pylamp_meta WHERE k IN '
-                "('binlog_file', 'binlog_pos')"
+                f'SELECT k, v FROM "{schema}"._pylamp_meta WHERE k IN (?, ?)',
+                (f"{key}_file", f"{key}_pos"),
             ).fetchall()
         )
     except sqlite3.Error:
         return None
-    if "binlog_file" not in rows or not rows["binlog_file"]:
+    if not rows.get(f"{key}_file"):
         return None
-    return (str(rows["binlog_file"]), int(rows["binlog_pos"]))
+    return (str(rows[f"{key}_file"]), int(rows[f"{key}_pos"]))
+
+
+def _write_position(
+    conn: sqlite3.Connection, schema: str, position: tuple[str, int], key: str = "binlog"
+) -> None:
+    """Store (file, pos) under ``key`` ("binlog": this server's own log; a replica may keep
+    its master's position under another key) in the current transaction."""
+    conn.execute(
+        f'INSERT OR REPLACE INTO "{schema}"._pylamp_meta (k, v) VALUES (?, ?), (?, ?)',
+        (f"{key}_file", position[0], f"{key}_pos", position[1]),
+    )
 
 
 def _init_db_file(conn: sqlite3.Connection, schema: str) -> None:
@@ -761,6 +779,8 @@ class Session:
         """During recovery: the databases the last applied transaction wrote."""
         self._nd_cache: tuple[tuple[float, int, bool], NonDeterministic] | None = None
         self.replaying = False
+        self.position_key = "binlog"
+        """Under which key committed positions are stored ("binlog": this server's log)."""
         self.replay_end: tuple[str, int] | None = None
         """While replaying: the end position of the transaction being applied."""
         self._holds_writer = False
@@ -1743,11 +1763,7 @@ class Session:
         for db in dbs:
             if db not in self._attached:
                 continue
-            self._conn.execute(
-                f'INSERT OR REPLACE INTO "{db}"._pylamp_meta (k, v) VALUES '
-                "('binlog_file', ?), ('binlog_pos', ?)",
-                (position[0], position[1]),
-            )
+            _write_position(self._conn, db, position, self.position_key)
 
     def _rollback(self) -> None:
         try:
@@ -1975,11 +1991,7 @@ class Session:
             conn.execute("PRAGMA journal_mode = WAL")
             _init_db_file(conn, "main")
             if position is not None:
-                conn.execute(
-                    "INSERT OR REPLACE INTO _pylamp_meta (k, v) VALUES "
-                    "('binlog_file', ?), ('binlog_pos', ?)",
-                    position,
-                )
+                _write_position(conn, "main", position, self.position_key)
         finally:
             conn.close()
         os.replace(tmp, path)
@@ -2821,11 +2833,7 @@ class Session:
 
     def _store_recovered(self, db: str, end: tuple[str, int]) -> None:
         self._attach(db)
-        self._conn.execute(
-            f'INSERT OR REPLACE INTO "{db}"._pylamp_meta (k, v) VALUES '
-            "('binlog_file', ?), ('binlog_pos', ?)",
-            end,
-        )
+        _write_position(self._conn, db, end, self.position_key)
 
 
 # ---------------------------------------------------------------------------------------------

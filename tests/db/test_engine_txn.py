@@ -298,3 +298,21 @@ def test_user_variables_are_logged_as_values(session: Session, binlog: Binlog) -
     assert logged(binlog)[-1] == (["INSERT INTO t (v) VALUES (CONCAT('it\\'s me', 7))"], False)
     result = session.execute("SELECT v FROM t")[0]
     assert isinstance(result, ResultSet) and result.rows == [("it's me7",)]
+
+
+def test_a_read_only_copy_applies_another_servers_log_under_its_own_key(
+    tmp_path: Path, engine: Engine, session: Session, binlog: Binlog
+) -> None:
+    """What a replica does: apply the master's transactions, keeping the master's position
+    apart from its own binlog position, exactly once."""
+    session.execute("INSERT INTO t (v) VALUES ('from master')")
+    replica = Engine(tmp_path / "replica", read_only=True, clock=lambda: CLOCK)
+    assert replica.recover(binlog.transactions_after, key="master") == 3
+    assert replica.recover(binlog.transactions_after, key="master") == 0
+    assert replica.positions("master")["shop"] == tuple(binlog.position())
+    assert replica.positions()["shop"] is None
+    reader = replica.open_session("root", "127.0.0.1")
+    result = reader.execute("SELECT v FROM shop.t")[0]
+    assert isinstance(result, ResultSet) and result.rows == [("from master",)]
+    reader.close()
+    replica.close()
