@@ -267,7 +267,13 @@ def has_all_db_privileges(names: set[str]) -> bool:
 
 
 def grant_database(target: str) -> str:
+    """The database of a GRANT's ``ON`` clause: ``*.*`` -> "*", ``db.*`` -> "db".
+
+    Table-level grants (``db.t``) are refused rather than widened to the whole database.
+    """
     parts = [unquote_ident(p) for p in target.split(".")]
     if parts[0] == "*":
         return "*"
+    if len(parts) != 2 or parts[1] != "*":
+        raise SqlError(1235, "Grants on single tables are not supported; use db.* or *.*")
     return parts[0]

@@ -147,6 +147,14 @@ def test_grant_to_unknown_user(root: Session) -> None:
     assert denied(root, "GRANT SELECT ON *.* TO 'ghost'@'%'").errno == 1133
 
 
+def test_table_level_grant_is_refused_not_widened(engine: Engine, root: Session) -> None:
+    root.execute("CREATE USER 'app'@'%'")
+    assert denied(root, "GRANT SELECT ON shop.t TO 'app'@'%'").errno == 1235
+    app = engine.open_session("app", "10.0.0.1")
+    assert denied(app, "SELECT * FROM shop.t").errno == 1142
+    app.close()
+
+
 def test_open_session_for_unknown_account(engine: Engine) -> None:
     with pytest.raises(SqlError) as err:
         engine.open_session("ghost", "10.0.0.1")
