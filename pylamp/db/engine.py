@@ -1271,6 +1271,9 @@ class Session:
                 if name.lower() == "dual":
                     continue
                 raise SqlError(1046, "No database selected")
+            if name.lower().startswith(("_pylamp_", "sqlite_")):
+                # the engine's own tables (catalog, positions) are not reachable from SQL
+                raise SqlError(1146, f"Table '{dbname}.{name}' doesn't exist")
             if dbname.lower() == "information_schema":
                 if table is target_node:
                     raise SqlError(
@@ -2017,6 +2020,8 @@ class Session:
             raise SqlError(1046, "No database selected")
         if not self.engine.db_exists(dbname):
             raise SqlError(1049, f"Unknown database '{dbname}'")
+        if table.name.lower().startswith(("_pylamp_", "sqlite_")):
+            raise SqlError(1103, f"Incorrect table name '{table.name}'")
         self._attach(dbname)
         return dbname, table.name
 

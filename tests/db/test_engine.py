@@ -626,3 +626,12 @@ def test_loads_a_mysqldump_file(engine: Engine) -> None:
     create = rows(s, "SHOW CREATE TABLE shop.items")[0][1]
     assert "`created` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP" in create
     s.close()
+
+
+def test_engine_tables_are_out_of_reach(products: Session) -> None:
+    assert errno(products, "SELECT * FROM _pylamp_tables") == 1146
+    assert errno(products, "DELETE FROM shop._pylamp_meta") == 1146
+    assert errno(products, "SELECT * FROM sqlite_master") == 1146
+    assert errno(products, "DROP TABLE _pylamp_tables") == 1103
+    assert errno(products, "CREATE TABLE sqlite_x (a INT)") == 1103
+    assert rows(products, "SHOW TABLES") == [("products",)]
