@@ -303,3 +303,19 @@ async def test_a_file_swapped_for_a_symlink_after_the_scan_is_not_followed(
         st = await s.push_tree(str(src), tree, PushOptions())
     assert [p for p, _ in st.errors] == ["page.html"]
     assert not (dst / "page.html").exists()
+
+
+async def test_session_paths_cover_directories_and_their_removal(dirs: tuple[Path, Path]) -> None:
+    import shutil
+
+    src, dst = dirs
+    write(src, "keep.html", "k")
+    write(src, "old/a.html", "a")
+    write(src, "old/sub/b.html", "b")
+    async with SyncReceiver(dst, key=KEY) as rx, SyncSession(rx.address, KEY) as s:
+        await s.push(src)
+        shutil.rmtree(src / "old")
+        write(src, "new/x/y.html", "y")
+        st = await s.push(src, paths=["old", "new"])
+        assert st.ok and st.files_sent == 1 and st.files_deleted == 1 and st.dirs_created == 2
+    assert snapshot(dst) == snapshot(src)
