@@ -84,7 +84,8 @@ def _read_event(f: BinaryIO, limit: int) -> Event | None:
 class Binlog:
     """A MySQL v4 binary log in ``directory`` (thread-safe; one writer process).
 
-    ``sync`` is MySQL's sync_binlog: fsync after every ``sync`` commits, 0 leaves it to the OS.
+    ``sync`` is MySQL's sync_binlog: fsync after every ``sync`` commits; 0 leaves all flushing
+    to the OS (new files, the index and closed files are then not fsynced either).
     ``clock`` gives the time for events that carry no caller-supplied timestamp (format
     description, rotate, stop). ``preallocate`` (bytes, 0 = off) writes zeros that far ahead of
     the end of the open file, so that each commit's fsync overwrites blocks the file already has
@@ -174,9 +175,11 @@ class Binlog:
         with open(tmp, "w") as f:
             f.writelines(f"{_INDEX_PREFIX}{name}\n" for name in self._files)
             f.flush()
-            os.fsync(f.fileno())
+            if self.sync:
+                os.fsync(f.fileno())
         os.replace(tmp, self.index_path)
-        _fsync_dir(self.directory)
+        if self.sync:
+            _fsync_dir(self.directory)
 
     # -- opening, recovery, rotation, close --------------------------------------------------
 
@@ -255,7 +258,8 @@ class Binlog:
         with open(path, "r+b") as f:
             f.truncate(safe)
             self._clear_in_use(f.fileno())
-            os.fsync(f.fileno())
+            if self.sync:
+                os.fsync(f.fileno())
 
     @staticmethod
     def _clear_in_use(fd: int) -> None:
@@ -271,7 +275,8 @@ class Binlog:
         )
         fd = os.open(self.directory / name, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o640)
         os.write(fd, data)
-        os.fsync(fd)
+        if self.sync:
+            os.fsync(fd)
         self._fd, self._file, self._pos, self._unsynced = fd, name, len(data), 0
         self._allocated = len(data)
         self._files.append(name)
@@ -286,7 +291,8 @@ class Binlog:
         self._write(data)
         os.ftruncate(self._fd, self._pos)  # drop the preallocated zeros
         self._clear_in_use(self._fd)
-        os.fsync(self._fd)
+        if self.sync:
+            os.fsync(self._fd)
         os.close(self._fd)
         self._fd = None
 
@@ -296,7 +302,8 @@ class Binlog:
         if self.preallocate and end > self._allocated:
             size = end + self.preallocate
             os.pwrite(self._fd, bytes(size - self._allocated), self._allocated)
-            os.fdatasync(self._fd)
+            if self.sync:
+                os.fdatasync(self._fd)
             self._allocated = size
         view = memoryview(data)
         at = self._pos
