@@ -121,6 +121,7 @@ class Binlog:
         self.server_version = server_version
         self._clock = clock
         self._lock = threading.RLock()
+        self._grown = threading.Condition(self._lock)
         self._pattern = re.compile(re.escape(basename) + r"-bin\.(\d{6,})")
         self._fd: int | None = None
         self._file = ""
@@ -279,6 +280,7 @@ class Binlog:
             os.fsync(fd)
         self._fd, self._file, self._pos, self._unsynced = fd, name, len(data), 0
         self._allocated = len(data)
+        self._notify()
         self._files.append(name)
         self._write_index()
 
@@ -312,6 +314,7 @@ class Binlog:
             view = view[written:]
             at += written
         self._pos = end
+        self._notify()
 
     def rotate(self) -> str:
         """Close the current file with a ROTATE event and start the next (FLUSH LOGS)."""
@@ -327,6 +330,7 @@ class Binlog:
         with self._lock:
             if self._fd is not None:
                 self._finish_file(Stop())
+                self._notify()
 
     def __enter__(self) -> Binlog:
         return self
@@ -412,6 +416,20 @@ class Binlog:
         """Where the next transaction will be written (SHOW MASTER STATUS)."""
         with self._lock:
             return Position(self._file, self._pos)
+
+    def _notify(self) -> None:
+        with self._grown:  # re-entrant: callers may hold the lock already
+            self._grown.notify_all()
+
+    def wait_past(self, after: tuple[str, int], timeout: float | None = None) -> bool:
+        """Block until the log's end is past ``after`` or the log is closed (True), or until
+        ``timeout`` seconds went by (False). A binlog dump streams with this and events_from.
+        """
+        after = Position(*after)
+        with self._grown:
+            return self._grown.wait_for(
+                lambda: self._fd is None or Position(self._file, self._pos) > after, timeout
+            )
 
     def files(self) -> list[tuple[str, int]]:
         """Every log file in order with its size in bytes (SHOW BINARY LOGS)."""

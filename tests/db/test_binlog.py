@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -377,3 +378,21 @@ def test_preallocation(tmp_path: Path) -> None:
     with Binlog(d, "z", 1, preallocate=4096) as again:
         assert again.truncated_bytes == len(crashed) - ends[-1].pos
         assert [t.end.pos for t in again.transactions_after(None)] == [e.pos for e in ends]
+
+
+def test_wait_past(tmp_path: Path) -> None:
+    with Binlog(tmp_path, "w", 1) as b:
+        start = b.position()
+        assert not b.wait_past(start, timeout=0.01)
+        assert b.wait_past(Position(start.file, start.pos - 1), timeout=0)
+        woke: list[bool] = []
+        waiter = threading.Thread(target=lambda: woke.append(b.wait_past(start, timeout=30)))
+        waiter.start()
+        b.append_transaction("a", ["INSERT INTO t VALUES (1)"], T0)
+        waiter.join(30)
+        assert woke == [True]
+        end = b.position()
+        waiter = threading.Thread(target=lambda: woke.append(b.wait_past(end, timeout=30)))
+        waiter.start()
+    waiter.join(30)  # closing the log wakes a waiter too
+    assert woke == [True, True]
