@@ -93,7 +93,7 @@ def weak_of_blocks(data: bytes | bytearray | memoryview, block: int) -> np.ndarr
         matrix = x[: full * block].reshape(full, block)
         weights = (np.arange(block, 0, -1, dtype=np.uint32) & _MASK).astype(np.uint16)
         s2 = np.einsum("ij,j->i", matrix, weights)  # uint16: wraps mod 2**16
-        s1 = matrix.sum(axis=1, dtype=np.uint32) & _MASK
+        s1 = matrix.sum(axis=1, dtype=np.uint16)  # wraps mod 2**16
         out[:full] = s2
         out[:full] <<= 16
         out[:full] |= s1
