@@ -4,8 +4,9 @@
 shortly after a burst of changes settles (``debounce``), and every ``interval`` seconds a full
 scan that catches whatever events missed (it also re-reads the receivers' file lists). It keeps
 one :class:`~.sender.SyncSession` per receiver open between pushes, so an event-driven push
-neither reconnects nor re-reads the receiver's tree; a receiver that fails is reconnected and
-fully pushed on the next round while the others carry on.
+neither reconnects nor re-reads the receiver's tree. A kept connection found dead (the receiver
+restarted) is replaced within the round; a receiver that is down gets an error in the round's
+statistics and is fully pushed once it is back, while the others carry on.
 
 The debouncing rules are the pure :class:`Debouncer` (time passed in); the watcher is the thin
 asyncio shell around it and watchdog's observer thread. :meth:`SyncWatcher.sync_once` is the
