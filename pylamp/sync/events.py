@@ -107,11 +107,12 @@ class Begin(Event):
 class Manifest(Event):
     """Receiver -> sender: its file list (rows of Entry fields; the empty trailing ``target``
     and ``digest`` of most rows are left out), or ``complete=False`` and no rows when it was
-    not asked for."""
+    not asked for. A long list comes in several messages, all but the last with ``more``."""
 
     code: ClassVar[int] = 11
     complete: bool
     rows: tuple[tuple[Any, ...], ...]
+    more: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ log = logging.getLogger("pylamp.sync.receiver")
 
 _READ_SIZE = 1 << 18
 _BIG_FILE = 1 << 20  # signatures of files at least this big are computed in a thread
+_MANIFEST_ROWS = 20_000  # rows per Manifest message: frames stay far below the size limit
 
 
 def server_tls_context(
@@ -278,7 +279,10 @@ class _Handler:
             rows = tuple(
                 e[:5] if not (e.target or e.digest) else tuple(e) for e in found.entries.values()
             )
-            self.send(ev.Manifest(True, rows))
+            n = _MANIFEST_ROWS
+            for i in range(0, max(len(rows), 1), n):
+                self.send(ev.Manifest(True, rows[i : i + n], i + n < len(rows)))
+                await self.writer.drain()
         else:
             self.send(ev.Manifest(False, ()))
         await self.writer.drain()

@@ -31,7 +31,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import xxhash
 
@@ -348,8 +348,12 @@ class SyncSession:
             if not isinstance(tree, dict):
                 tree = await tree
             if want:
-                m: ev.Manifest = await inbox.get(ev.Manifest)
-                self.manifest = {row[0]: Entry(*row) for row in m.rows}
+                self.manifest = {}
+                while True:
+                    m: ev.Manifest = await inbox.get(ev.Manifest)
+                    self.manifest.update((row[0], Entry(*row)) for row in m.rows)
+                    if not m.more:
+                        break
                 scope = None
             # else: the cached list is used and the receiver's empty Manifest reply is not
             # waited for (one round trip less per push of a watcher's few paths).
@@ -441,8 +445,8 @@ class SyncSession:
         inbox = self._inbox
         cand_src, cand_dst = move_candidates(plan)
         need_hash = [p for p in cand_dst if not self.manifest or not self.manifest[p].digest]
-        if need_hash:
-            self._send(ev.HashRequest(tuple(need_hash)))
+        for part in _batches(need_hash):
+            self._send(ev.HashRequest(part))
         basis = [e for e in plan.send if e.path in plan.basis]
         if basis:
             # A basis of the same size may differ only in mtime: send our digest so the
@@ -453,15 +457,13 @@ class SyncSession:
                 digests = _digests(src, same_size)
             else:
                 digests = await asyncio.to_thread(_digests, src, same_size)
-            self._send(
-                ev.SigRequest(
-                    tuple(e.path for e in basis), tuple(digests.get(e.path, "") for e in basis)
-                )
-            )
-        if plan.mkdirs:
-            self._send(ev.Mkdirs(tuple(plan.mkdirs)))
-        if plan.symlinks:
-            self._send(ev.Symlinks(tuple(plan.symlinks)))
+            for chunk in _batches(basis):
+                paths = tuple(e.path for e in chunk)
+                self._send(ev.SigRequest(paths, tuple(digests.get(p, "") for p in paths)))
+        for rows in _batches(plan.mkdirs):
+            self._send(ev.Mkdirs(rows))
+        for rows in _batches(plan.symlinks):
+            self._send(ev.Symlinks(rows))
         held = set(cand_src)
         for e in plan.send:
             if e.path not in plan.basis and e.path not in held:
@@ -470,16 +472,16 @@ class SyncSession:
             by_path = {e.path: e for e in plan.send}
             src_dg = await asyncio.to_thread(_digests, src, [by_path[p] for p in cand_src])
             dst_dg: dict[str, str] = {}
-            if need_hash:
-                dst_dg = dict((await inbox.get(ev.Hashes)).pairs)
+            for _ in _batches(need_hash):
+                dst_dg.update((await inbox.get(ev.Hashes)).pairs)
             resolve_moves(plan, src_dg, dst_dg)
-            failed: tuple[str, ...] = ()
-            if plan.moves:
-                self._send(ev.Moves(tuple(plan.moves)))
-                failed = (await inbox.get(ev.MovesDone)).failed
-                if progress is not None:
-                    for mv in plan.moves:
-                        progress(self.name, f"{mv.old} => {mv.new}", 0)
+            failed: list[str] = []
+            for moves in _batches(plan.moves):
+                self._send(ev.Moves(moves))
+                failed += (await inbox.get(ev.MovesDone)).failed
+            if plan.moves and progress is not None:
+                for mv in plan.moves:
+                    progress(self.name, f"{mv.old} => {mv.new}", 0)
             leftover = [e for e in plan.send if e.path in held]
             leftover += [tree[p] for p in failed if p in tree]
             for e in leftover:
@@ -493,14 +495,13 @@ class SyncSession:
                 touched.append(e)
             else:
                 await self._send_delta(src, e, sig.data, st, progress)
-        meta = plan.meta + touched + plan.dir_meta
-        if meta:
-            self._send(ev.Meta(tuple(meta)))
-        if plan.deletes:
-            self._send(ev.Delete(tuple(plan.deletes)))
-            if progress is not None:
-                for p in plan.deletes:
-                    progress(self.name, f"deleting {p}", 0)
+        for rows in _batches(plan.meta + touched + plan.dir_meta):
+            self._send(ev.Meta(rows))
+        for paths in _batches(plan.deletes):
+            self._send(ev.Delete(paths))
+        if plan.deletes and progress is not None:
+            for p in plan.deletes:
+                progress(self.name, f"deleting {p}", 0)
         self._send(ev.End())
         await self._drain()
 
@@ -599,6 +600,20 @@ def _open_source(path: str) -> io.FileIO:
     """Open a source file for reading, refusing a symlink put in its place since the scan (so
     a push never sends what a link points to)."""
     return io.FileIO(os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb")
+
+
+_T = TypeVar("_T")
+
+
+_BATCH = 20_000  # paths or rows per control message
+
+
+def _batches(items: Sequence[_T]) -> Iterator[tuple[_T, ...]]:
+    """``items`` in tuples of at most ``_BATCH``: every message stays far below the frame
+    limit whatever the tree's size."""
+    size = _BATCH
+    for i in range(0, len(items), size):
+        yield tuple(items[i : i + size])
 
 
 def _digests(src: str, entries: Iterable[Entry]) -> dict[str, str]:

@@ -319,3 +319,47 @@ async def test_session_paths_cover_directories_and_their_removal(dirs: tuple[Pat
         st = await s.push(src, paths=["old", "new"])
         assert st.ok and st.files_sent == 1 and st.files_deleted == 1 and st.dirs_created == 2
     assert snapshot(dst) == snapshot(src)
+
+
+async def test_a_long_file_list_comes_in_several_messages(
+    dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pylamp.sync import receiver
+
+    monkeypatch.setattr(receiver, "_MANIFEST_ROWS", 3)
+    src, dst = dirs
+    sample_tree(src)
+    async with SyncReceiver(dst, key=KEY) as rx:
+        await push(src, [rx.address], key=KEY)
+        [again] = await push(src, [rx.address], key=KEY)
+    assert again.ok and again.files_sent == 0 and again.unchanged == again.files_scanned
+    assert snapshot(dst) == snapshot(src)
+
+
+async def test_large_plans_go_in_several_messages(
+    dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from pylamp.sync import sender
+
+    monkeypatch.setattr(sender, "_BATCH", 2)
+    src, dst = dirs
+    sample_tree(src)
+    for i in range(5):
+        write(src, f"m/file{i}.bin", secrets.token_bytes(1000 + i))
+    async with SyncReceiver(dst, key=KEY) as rx:
+        await push(src, [rx.address], key=KEY)
+        for i in range(5):  # five moves, five new dirs, five symlinks, deletes, edits
+            os.rename(src / f"m/file{i}.bin", src / f"moved{i}.bin")
+            (src / f"dir{i}").mkdir()
+            symlink(src, f"dir{i}/link", "../index.html")
+            write(src, f"img/extra{i}.txt", f"{i}")
+        shutil.rmtree(src / "deep")
+        os.unlink(src / "empty")
+        write(src, "img/big.bin", secrets.token_bytes(600_000))
+        write(src, "index.html", "<h1>changed</h1>\n")
+        [st] = await push(src, [rx.address], key=KEY)
+    assert st.ok, st.errors
+    assert st.files_moved == 5 and st.dirs_created == 5 and st.symlinks == 5
+    assert snapshot(dst) == snapshot(src)
