@@ -51,13 +51,23 @@ _BIND_ATTEMPTS = 50
 
 
 def _read_zone(source: ZoneSource) -> tuple[Zone, Path | None]:
-    """Load one zone source; the path if it came from a file. Raises ZoneError/OSError."""
+    """Load one zone source; the path if it came from a file. Raises ZoneError (an
+    unreadable file too, as ``file: reason``)."""
     if isinstance(source, Zone):
         return source, None
     if isinstance(source, str) and "\n" in source:
         return load_zone(source), None
     path = Path(source)
-    return load_zone(path.read_text(encoding="utf-8"), filename=str(path)), path
+    return _read_zone_file(path), path
+
+
+def _read_zone_file(path: Path) -> Zone:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ZoneError(str(path), 0, reason) from exc
+    return load_zone(text, filename=str(path))
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -274,13 +284,11 @@ class DnsServer:
         errors: list[ZoneError] = []
         for origin, path in list(self.zone_files.items()):
             try:
-                zone = load_zone(path.read_text(encoding="utf-8"), filename=str(path))
+                zone = _read_zone_file(path)
                 if zone.origin != origin:
                     raise ZoneError(str(path), 0, f"zone is now {zone.origin}, was {origin}")
             except ZoneError as exc:
                 errors.append(exc)
-            except OSError as exc:
-                errors.append(ZoneError(str(path), 0, exc.strerror or str(exc)))
             else:
                 old = self.answerer.zone(origin)
                 self.answerer.set_zone(zone)

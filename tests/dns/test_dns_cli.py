@@ -132,3 +132,11 @@ async def test_cli_ipv6_listen(tmp_path: Path) -> None:
         assert len(reply.answer[0]) == 3
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), TIMEOUT) == 0
+
+
+async def test_cli_missing_zone_file(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.zone"
+    proc = await spawn("--zone", str(missing), "--listen", "127.0.0.1:0")
+    _, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    assert proc.returncode == 2
+    assert f"{missing}: No such file or directory".encode() in err
