@@ -279,6 +279,11 @@ def run(only: str | None, seconds: float) -> dict[str, dict[str, float]]:
         for s in servers:
             setup(s)
             results[s.name] = {}
+            with s.connect() as c, c.cursor() as cur:
+                cur.execute("SELECT @@version")
+                print(
+                    f"{s.name}: version {cur.fetchone()[0]}, binlog on, sync_binlog=1", flush=True
+                )
         for s in servers:  # a short warm-up, so the first measured figure is not the coldest
             point_selects(s, seconds / 5)
         _measure(servers, METRICS[0].label, point_selects, seconds, results)
