@@ -267,6 +267,7 @@ class _Handler:
         self.locked = True
         push = PushApplier(self.rx.root, m, fsync=self.rx.fsync)
         self.push = push
+        os.makedirs(self.rx.root, exist_ok=True)  # (again, if someone removed it meanwhile)
         if m.want_manifest:
             found = await asyncio.to_thread(
                 scan, self.rx.root, Excluder(m.excludes), checksum=m.checksum

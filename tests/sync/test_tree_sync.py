@@ -363,3 +363,18 @@ async def test_large_plans_go_in_several_messages(
     assert st.ok, st.errors
     assert st.files_moved == 5 and st.dirs_created == 5 and st.symlinks == 5
     assert snapshot(dst) == snapshot(src)
+
+
+async def test_the_receiver_root_removed_while_serving_is_made_again(
+    dirs: tuple[Path, Path],
+) -> None:
+    import shutil
+
+    src, dst = dirs
+    sample_tree(src)
+    async with SyncReceiver(dst, key=KEY) as rx:
+        await push(src, [rx.address], key=KEY)
+        shutil.rmtree(dst)
+        [st] = await push(src, [rx.address], key=KEY)
+    assert st.ok, st
+    assert snapshot(dst) == snapshot(src)
