@@ -95,6 +95,8 @@ _RESERVED = _SYSTEM_DBS | {"main", "temp"}
 _DB_NAME = re.compile(r"[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}")
 _LOCK_WAIT_TIMEOUT = 50.0  # seconds, MySQL's innodb_lock_wait_timeout
 _CACHE_LIMIT = 20000
+_MAX_PARAMETERS = 30000  # SQLite allows 32766 parameters per statement
+_MAX_CACHED_LITERALS = 2000
 _PLACEHOLDER = re.compile(r":l(\d+)\b")
 _ALL_DEFAULTS = re.compile(
     r"\s*(INSERT|REPLACE)(\s+IGNORE)?\s+(?:INTO\s+)?((?:`(?:[^`]|``)+`|[\w$]+)"
@@ -109,6 +111,15 @@ _FAST_KINDS = {
     "DELETE": Kind.WRITE,
     "REPLACE": Kind.WRITE,
 }
+_IDENT = r"(?:`(?:[^`]|``)+`|[A-Za-z_$][\w$]*)"
+_IDENT_PART = re.compile(r"`(?:[^`]|``)+`|[^.`\s]+")
+_PLAIN_INSERT = re.compile(
+    rf"\s*(INSERT|REPLACE)(\s+IGNORE)?\s+INTO\s+({_IDENT}(?:\.{_IDENT})?)\s*"
+    rf"(?:\(\s*({_IDENT}(?:\s*,\s*{_IDENT})*)\s*\)\s*)?VALUES?\s*",
+    re.I,
+)
+_PLAIN_VALUES = re.compile(r"(?:[\s(),-]+|:l\d+|NULL)*\s*", re.I)
+_ROW = re.compile(r"\(([^()]*)\)")
 _LOCKING_READ = re.compile(r"\bFOR\s+(?:UPDATE|SHARE)\b|\bLOCK\s+IN\s+SHARE\s+MODE\b", re.I)
 _RENAMED_FUNCTIONS = re.compile(r"\b(DATE_FORMAT|STR_TO_DATE|RAND|UUID|LENGTH)\s*\(", re.I)
 _SQL_HINTS = re.compile(
@@ -388,7 +399,7 @@ class _Compiled:
 
     sql: str
     kind: Kind
-    params: tuple[tuple[str, str, Any], ...]  # (sqlite param name, source, key)
+    params: tuple[tuple[str, str, Any], ...]  # (placeholder name, source, key)
     dbs: frozenset[str]
     reads: tuple[tuple[str | None, str], ...]
     target: tuple[str | None, str] | None
@@ -399,6 +410,7 @@ class _Compiled:
     insert_rows: list[list[exp.Expression]] | None = None
     info_schema: bool = False
     upsert: bool = False
+    order: tuple[int, ...] = ()  # per "?" in ``sql``: its index in ``params``
     resolved: list[tuple[Column, Any] | str] | None = None
     cacheable_columns: bool = True
 
@@ -1038,6 +1050,15 @@ class Session:
         m = _ALL_DEFAULTS.fullmatch(shape.text)
         if m:
             return self._compile_all_defaults(m)
+        fast = self._compile_plain_insert(shape)
+        if fast is not None:
+            if len(shape.literals) <= _MAX_CACHED_LITERALS:
+                key = (self.db, shape.text, ())
+                engine.remember(shape_key, _ShapeInfo(frozenset(), True), key, fast)
+            return fast
+        if len(shape.literals) > _MAX_PARAMETERS:
+            # beyond SQLite's parameter limit: compile with the literals in place
+            return self._compile_text(sqlmod.restore(shape), kind)
         try:
             tree = sqlmod.parse_mysql(_rename_functions(shape.text))
         except SqlError:
@@ -1063,7 +1084,8 @@ class Session:
         compiled = self._translate(tree, kind, original or sqlmod.restore(shape))
         info = _ShapeInfo(frozenset(inline), True)
         inline_vals = tuple(shape.literals[i].value for i in sorted(inline))
-        engine.remember(shape_key, info, (self.db, shape.text, inline_vals), compiled)
+        if len(shape.literals) <= _MAX_CACHED_LITERALS:  # big one-off INSERTs stay out
+            engine.remember(shape_key, info, (self.db, shape.text, inline_vals), compiled)
         return compiled
 
     def _fill_information_schema(self) -> None:
@@ -1170,6 +1192,78 @@ class Session:
                 marks = ", ".join("?" * len(values[0]))
                 conn.executemany(f"INSERT INTO information_schema.{name} VALUES ({marks})", values)
 
+    def _compile_plain_insert(self, shape: Shape) -> _Compiled | None:
+        """``INSERT/REPLACE [IGNORE] INTO t [(cols)] VALUES (...), ...`` of plain values only
+        (what PyMySQL's executemany and mysqldump send), translated without sqlglot: parsing a
+        10,000-row INSERT would take seconds.  None for anything else."""
+        m = _PLAIN_INSERT.match(shape.text)
+        if m is None:
+            return None
+        rest = shape.text[m.end() :]
+        if not _PLAIN_VALUES.fullmatch(rest):
+            return None
+        rows_text = _ROW.findall(rest)
+        if not rows_text or _ROW.sub("", rest).replace(",", "").strip():
+            return None
+        parts = [sqlmod.unquote_ident(p) for p in _IDENT_PART.findall(m.group(3))]
+        db = parts[0] if len(parts) == 2 else self.db
+        if db is None:
+            raise SqlError(1046, "No database selected")
+        table = parts[-1]
+        if table.lower().startswith(("_pylamp_", "sqlite_")):
+            raise SqlError(1146, f"Table '{db}.{table}' doesn't exist")
+        columns = None
+        if m.group(4) is not None:
+            columns = [sqlmod.unquote_ident(c) for c in m.group(4).split(",")]
+        params: list[tuple[str, str, Any]] = []
+        rows: list[list[exp.Expression]] = []
+        out_rows = []
+        inline = len(shape.literals) > _MAX_PARAMETERS
+        for row in rows_text:
+            items = [item.strip() for item in row.split(",")]
+            nodes: list[exp.Expression] = []
+            out_items = []
+            for item in items:
+                neg = item.startswith("-")
+                name = item.lstrip("-").strip()
+                if name.upper() == "NULL":
+                    if neg:
+                        return None
+                    nodes.append(exp.Null())
+                    out_items.append("NULL")
+                    continue
+                if not name.startswith(":l"):
+                    return None
+                node: exp.Expression = exp.Placeholder(this=name[1:])
+                nodes.append(exp.Neg(this=node) if neg else node)
+                if inline:  # too many for SQLite's parameters: SQLite literals instead
+                    text = _sqlite_literal(shape.literals[int(name[2:])].value)
+                    out_items.append("-" + text if neg else text)
+                    continue
+                params.append((name[1:], "l", int(name[2:])))
+                out_items.append("-?" if neg else "?")
+            rows.append(nodes)
+            out_rows.append("(" + ", ".join(out_items) + ")")
+        verb = m.group(1).upper()
+        alternative = "OR REPLACE " if verb == "REPLACE" else ("OR IGNORE " if m.group(2) else "")
+        cols_sql = ""
+        if columns is not None:
+            cols_sql = " (" + ", ".join('"' + c.replace('"', '""') + '"' for c in columns) + ")"
+        sql = f'INSERT {alternative}INTO "{db}"."{table}"{cols_sql} VALUES ' + ", ".join(out_rows)
+        return _Compiled(
+            sql=sql,
+            kind=Kind.WRITE,
+            params=tuple(params),
+            dbs=frozenset({db}),
+            reads=(),
+            target=(db, table),
+            columns=None,
+            verb="INSERT",
+            insert_columns=columns,
+            insert_rows=rows,
+            order=tuple(range(len(params))),
+        )
+
     def _compile_all_defaults(self, m: re.Match[str]) -> _Compiled:
         """``INSERT INTO t () VALUES ()`` (a row of defaults), which sqlglot cannot parse:
         SQLite spells it ``DEFAULT VALUES``."""
@@ -1195,16 +1289,17 @@ class Session:
     def _compile_text(self, text: str, kind: Kind) -> _Compiled:
         return self._translate(sqlmod.parse_mysql(_rename_functions(text)), kind, text)
 
-    def _bind(self, compiled: _Compiled, shape: Shape) -> dict[str, Any]:
-        params: dict[str, Any] = {}
-        for name, source, key in compiled.params:
+    def _bind(self, compiled: _Compiled, shape: Shape) -> list[Any]:
+        """The values for the compiled statement's ``?`` parameters, in order."""
+        values: list[Any] = []
+        for _name, source, key in compiled.params:
             if source == "l":
-                params[name] = _sqlite_value(shape.literals[key].value)
+                values.append(_sqlite_value(shape.literals[key].value))
             elif source == "u":
-                params[name] = _sqlite_value(self.user_vars.get(key))
+                values.append(_sqlite_value(self.user_vars.get(key)))
             else:
-                params[name] = _sqlite_value(self._variable(key))
-        return params
+                values.append(_sqlite_value(self._variable(key)))
+        return [values[i] for i in compiled.order]
 
     def _variable(self, name: str) -> Any:
         name = name.lower()
@@ -1336,9 +1431,11 @@ class Session:
             tree.args.get("order") or tree.args.get("limit")
         ):
             tree = self._rowid_limit(tree)
-        sqlite_sql = tree.sql("sqlite")
+        # numbered parameters: SQLite looks named ones up linearly (quadratic for big INSERTs)
+        sqlite_sql, order = _number_parameters(tree.sql("sqlite"), [p[0] for p in params])
         return _Compiled(
             sql=sqlite_sql,
+            order=order,
             kind=kind,
             params=tuple(params),
             dbs=frozenset(dbs),
@@ -1605,7 +1702,7 @@ class Session:
 
     # -- running -----------------------------------------------------------------------------
 
-    def _run_read(self, compiled: _Compiled, params: dict[str, Any]) -> ResultSet:
+    def _run_read(self, compiled: _Compiled, params: list[Any]) -> ResultSet:
         try:
             cur = self._conn.execute(compiled.sql, params)
             rows = cur.fetchall()
@@ -1687,7 +1784,7 @@ class Session:
             self.engine.writer_lock.release()
             raise SqlError(1205, f"Lock wait timeout exceeded ({e})") from None
 
-    def _run_write(self, compiled: _Compiled, params: dict[str, Any], logged: str) -> Ok:
+    def _run_write(self, compiled: _Compiled, params: list[Any], logged: str) -> Ok:
         self._begin_write()
         before = self._conn.total_changes
         # inside a transaction a failed statement must undo only itself (as InnoDB does)
@@ -1702,7 +1799,10 @@ class Session:
                 if savepoint:
                     self._conn.execute("ROLLBACK TO stmt")
                     self._conn.execute("RELEASE stmt")
-                raise self._map_error(e, compiled, params) from None
+                named = {
+                    compiled.params[i][0]: v for i, v in zip(compiled.order, params, strict=True)
+                }
+                raise self._map_error(e, compiled, named) from None
             if savepoint:
                 self._conn.execute("RELEASE stmt")
         except SqlError:
@@ -2883,6 +2983,40 @@ def _multi_table_delete(tree: exp.Delete) -> exp.Delete:
         this=target,
         where=exp.Where(this=exp.In(this=exp.column("rowid"), query=exp.Subquery(this=sub))),
     )
+
+
+_SQLITE_PARAM = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|:([lus]_?\w+)")
+
+
+def _sqlite_literal(value: Any) -> str:
+    """SQLite source text for a literal value."""
+    value = _sqlite_value(value)
+    if value is None:
+        return "NULL"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, bytes):
+        return "X'" + value.hex() + "'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _number_parameters(sql: str, names: list[str]) -> tuple[str, tuple[int, ...]]:
+    """Replace ``:name`` parameters (outside strings and quoted names) by anonymous ``?``;
+    returns the SQL and, per ``?`` in order, the index of its name in ``names``.
+
+    SQLite looks named and numbered parameters up linearly, which makes a 10,000-row INSERT
+    take seconds; anonymous ones are free."""
+    index = {name: i for i, name in enumerate(names)}
+    order: list[int] = []
+
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name is None or name not in index:
+            return m.group(0)
+        order.append(index[name])
+        return "?"
+
+    return _SQLITE_PARAM.sub(sub, sql), tuple(order)
 
 
 def _rename_functions(shape_text: str) -> str:

@@ -635,3 +635,11 @@ def test_engine_tables_are_out_of_reach(products: Session) -> None:
     assert errno(products, "DROP TABLE _pylamp_tables") == 1103
     assert errno(products, "CREATE TABLE sqlite_x (a INT)") == 1103
     assert rows(products, "SHOW TABLES") == [("products",)]
+
+
+def test_bulk_insert_beyond_sqlite_parameter_limit(session: Session) -> None:
+    session.execute("CREATE TABLE bulk (id INT PRIMARY KEY, v VARCHAR(20), f DOUBLE)")
+    values = ",".join(f"({i}, 'v''{i}', -{i}.5)" for i in range(11000))  # 33,000 literals
+    assert ok(session, f"INSERT INTO bulk VALUES {values}").affected_rows == 11000
+    assert rows(session, "SELECT v, f FROM bulk WHERE id = 10999") == [("v'10999", -10999.5)]
+    assert errno(session, "INSERT INTO bulk (id) VALUES (1), (2)") == 1062
