@@ -272,6 +272,7 @@ def _watch(args: argparse.Namespace) -> int:
             compress=not args.no_compress,
             delete=not args.no_delete,
             delay_updates=not args.no_delay_updates,
+            whole_file=args.whole_file,
             tls=tls_for_sender(args),
             timeout=args.timeout,
             on_push=lambda rnd: print(format_round(rnd), flush=True),

@@ -207,6 +207,7 @@ class SyncWatcher:
         compress: bool = True,
         delete: bool = True,
         delay_updates: bool = True,
+        whole_file: bool = False,
         tls: ssl.SSLContext | None = None,
         timeout: float = 10.0,
         on_push: Callable[[PushRound], None] | None = None,
@@ -226,6 +227,7 @@ class SyncWatcher:
         self._checksum = checksum
         self._delete = delete
         self._delay_updates = delay_updates
+        self._whole_file = whole_file
         self._tls = tls
         self._compress = compress
         self._timeout = timeout
@@ -392,6 +394,7 @@ class SyncWatcher:
             checksum=self._checksum,
             delete=self._delete,
             delay_updates=self._delay_updates,
+            whole_file=self._whole_file,
         )
         t.needs_full = False
         return st

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -283,3 +284,24 @@ async def test_very_many_paths_become_one_full_push(tmp_path: Path) -> None:
         assert many.paths is None and many.ok
         assert many.stats[0].files_sent == len(names) - 3
         assert sorted(p.name for p in (tmp_path / "dst").iterdir()) == names
+
+
+@pytest.mark.parametrize("whole_file", [False, True])
+async def test_whole_file_option_reaches_the_push(tmp_path: Path, whole_file: bool) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    data = bytearray(random.Random(7).randbytes(100_000))
+    (src / "big.bin").write_bytes(data)
+    async with (
+        SyncReceiver(tmp_path / "dst", key=KEY) as r,
+        SyncWatcher(src, [r.address], key=KEY, watch=False, whole_file=whole_file) as w,
+    ):
+        data[50_000] ^= 0xFF
+        (src / "big.bin").write_bytes(data)
+        os.utime(src / "big.bin", ns=(1, 1))  # a new mtime, for the quick check
+        rnd = await w.sync_once(["big.bin"])
+        assert rnd.ok and (tmp_path / "dst" / "big.bin").read_bytes() == data
+        if whole_file:
+            assert rnd.stats[0].matched_bytes == 0
+        else:
+            assert rnd.stats[0].literal_bytes < 2_000 < rnd.stats[0].matched_bytes
