@@ -356,6 +356,7 @@ def pylamp_pushes(src: Path, address: str, key: bytes) -> tuple[float, int, floa
 
     async def run() -> tuple[float, int, float, float]:
         wall, wire = await once()
+        os.sync()  # as before rsync's unchanged run
         again, _ = await once()
         async with SyncSession(address, key) as session:
             await session.push(src)
@@ -402,13 +403,18 @@ def compare(
     targets: tuple[float | None, float | None, float | None],
 ) -> list[Row]:
     """Push ``new`` over a fresh copy of ``old`` with both tools, then again unchanged."""
+    # Each tool starts with no dirty pages left by the copies or by the other tool's run, so
+    # neither pays for the other's disk writes.
     rsync_dst = rsync_root / name
     fresh_copy(old, rsync_dst)
+    os.sync()
     r_wall, r_wire = rsync_push(new, f"{url}/{name}")
+    os.sync()
     r_again, _ = rsync_push(new, f"{url}/{name}")
     ours_dst = work / f"{name}-pylamp"
     fresh_copy(old, ours_dst)
     with pylamp_receiver(ours_dst, key) as address:
+        os.sync()
         o_wall, o_wire, o_again, o_kept = pylamp_pushes(new, address, key)
     want = tree_digest(new)
     for tool, dst in (("rsync", rsync_dst), ("pylamp", ours_dst)):
