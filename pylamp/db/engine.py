@@ -62,6 +62,7 @@ from pylamp.db.catalog import (
     ColumnSpec,
     IndexSpec,
     TableSpec,
+    TypeInfo,
     convert_value,
     sqlite_table_ddl,
     type_info,
@@ -391,6 +392,7 @@ class _ColSource:
     table: str | None = None  # real table name
     alias: str | None = None  # name used in the query
     column: str | None = None
+    decimal_scale: int | None = None  # SUM/MIN/MAX/AVG of a DECIMAL column
 
 
 @dataclass
@@ -1596,12 +1598,36 @@ class Session:
                 out.append(_ColSource(label))
                 continue
             if isinstance(proj, exp.Alias):
-                out.append(_ColSource(label))
+                name = label
             elif texts is not None:
-                out.append(_ColSource(_expression_name(texts[index])))
+                name = _expression_name(texts[index])
             else:
-                out.append(_ColSource(_mysql_text(proj)))
+                name = _mysql_text(proj)
+            out.append(_ColSource(name, decimal_scale=self._aggregate_scale(inner, tables, order)))
         return out
+
+    def _aggregate_scale(
+        self,
+        node: exp.Expression,
+        tables: dict[str, tuple[str, str, TableSpec | None]],
+        order: list[str],
+    ) -> int | None:
+        """SUM/MIN/MAX (scale s) or AVG (s + 4, MySQL's div_precision_increment) of a
+        DECIMAL(p, s) column: the result is a DECIMAL too, rounded back to exact digits."""
+        if not isinstance(node, exp.Sum | exp.Min | exp.Max | exp.Avg):
+            return None
+        arg = node.this
+        if not isinstance(arg, exp.Column) or isinstance(arg.this, exp.Star):
+            return None
+        found = self._find_column(tables, order, arg.table, arg.name)
+        if found is None:
+            return None
+        spec = tables[found[2]][2]
+        col = spec.column(found[3]) if spec is not None else None
+        scale = type_info(col.type).scale if col is not None else None
+        if scale is None:
+            return None
+        return scale + 4 if isinstance(node, exp.Avg) else scale
 
     def _find_column(
         self,
@@ -1759,6 +1785,17 @@ class Session:
                 )
                 info = type_info(col_spec.type)
                 out.append((column, info if info.scale is not None else None))
+            elif src is not None and src.decimal_scale is not None:
+                scale = src.decimal_scale
+                column = Column(
+                    src.name,
+                    FieldType.NEWDECIMAL,
+                    ColumnFlag.NUM,
+                    65,
+                    scale,
+                    charset=BINARY_CHARSET,
+                )
+                out.append((column, TypeInfo("NUMERIC", FieldType.NEWDECIMAL, scale=scale)))
             else:
                 out.append(src.name if src is not None else names[i])
         return out

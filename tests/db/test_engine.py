@@ -643,3 +643,18 @@ def test_bulk_insert_beyond_sqlite_parameter_limit(session: Session) -> None:
     assert ok(session, f"INSERT INTO bulk VALUES {values}").affected_rows == 11000
     assert rows(session, "SELECT v, f FROM bulk WHERE id = 10999") == [("v'10999", -10999.5)]
     assert errno(session, "INSERT INTO bulk (id) VALUES (1), (2)") == 1062
+
+
+def test_aggregates_of_decimal_columns_are_exact_decimals(session: Session) -> None:
+    session.execute("CREATE TABLE money (id INT PRIMARY KEY, amount DECIMAL(12,2))")
+    values = ", ".join(f"({i}, 0.10)" for i in range(1, 1001))
+    session.execute(f"INSERT INTO money VALUES {values}")
+    result = session.execute(
+        "SELECT SUM(amount), AVG(amount), MIN(amount), MAX(amount) AS top FROM money"
+    )[0]
+    assert isinstance(result, ResultSet)
+    assert result.rows == [
+        (Decimal("100.00"), Decimal("0.100000"), Decimal("0.10"), Decimal("0.10"))
+    ]
+    assert [c.type_code for c in result.columns] == [FieldType.NEWDECIMAL] * 4
+    assert result.columns[0].name == "SUM(amount)" and result.columns[3].name == "top"
