@@ -211,6 +211,9 @@ class Answerer:
     def __init__(self, zones: Iterable[Zone] = (), *, edns_buffer_size: int = EDNS_BUFFER_SIZE):
         self._edns_buffer_size = edns_buffer_size
         self._zones: dict[str, _ZoneData] = {}
+        # Zones we serve but hold no data for yet (a secondary before its first transfer):
+        # SERVFAIL, as BIND answers, rather than REFUSED as for zones that are not ours.
+        self._pending: set[str] = set()
         self._live: dict[str, tuple[tuple[str, ...], bool]] = {}
         # Round-robin counters, one per rotating RRset, by index for the fast path.
         self._rot_index: dict[tuple[str, int], int] = {}
@@ -235,6 +238,7 @@ class Answerer:
             name for name, types in types_at.items() if QTYPE.NS in types and name != zone.origin
         )
         self._zones[zone.origin] = _ZoneData(zone, types_at, cuts)
+        self._pending.discard(zone.origin)
         self._cache.clear()
 
     def remove_zone(self, origin: str) -> None:
@@ -252,11 +256,19 @@ class Answerer:
         return [data.zone for data in self._zones.values()]
 
     def set_expired(self, origin: str, expired: bool) -> None:
-        """While ``expired``, queries for zone ``origin`` get SERVFAIL (RFC 1035 expire)."""
-        data = self._zones.get(origin.lower())
-        if data is None:
-            raise KeyError(origin)
-        data.expired = expired
+        """While ``expired``, queries for zone ``origin`` get SERVFAIL (RFC 1035 expire).
+
+        A zone with no data yet (a secondary that has never transferred it) can be marked
+        expired too: it answers SERVFAIL until :meth:`set_zone` gives it data.
+        """
+        origin = origin.lower()
+        data = self._zones.get(origin)
+        if data is not None:
+            data.expired = expired
+        elif expired:
+            self._pending.add(origin)
+        else:
+            self._pending.discard(origin)
         self._cache.clear()
 
     def set_live(
@@ -415,10 +427,10 @@ class Answerer:
                 req, _RCODE_REFUSED if req.qtype != _QTYPE_OPT else _RCODE_FORMERR
             )
         data = self._find_zone(req.qname)
+        if (data is not None and data.expired) or self._in_pending_zone(req.qname, data):
+            return self._render_error(req, _RCODE_SERVFAIL)
         if data is None:
             return self._render_error(req, _RCODE_REFUSED)
-        if data.expired:
-            return self._render_error(req, _RCODE_SERVFAIL)
 
         used: dict[int, int] = {}
 
@@ -539,6 +551,20 @@ class Answerer:
             if name == ".":
                 return None
             name = name.split(".", 1)[1] or "."
+
+    def _in_pending_zone(self, qname: str, found: _ZoneData | None) -> bool:
+        """Whether ``qname`` belongs to a zone with no data yet, below any zone ``found``."""
+        if not self._pending:
+            return False
+        stop = found.zone.origin if found is not None else None
+        name = qname
+        while name != stop:
+            if name in self._pending:
+                return True
+            if name == ".":
+                return False
+            name = name.split(".", 1)[1] or "."
+        return False
 
     @staticmethod
     def _cut(data: _ZoneData, name: str) -> str | None:

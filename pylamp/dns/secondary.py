@@ -121,7 +121,12 @@ class SecondaryZone:
     # -- life cycle ---------------------------------------------------------------------
 
     def load_saved(self) -> bool:
-        """Serve the saved copy if there is a readable one; return whether one was loaded."""
+        """Serve the saved copy if there is a readable one; return whether one was loaded.
+
+        Without one, the zone answers SERVFAIL (as BIND's does) until the first transfer.
+        """
+        if self._sink.zone(self.origin) is None:
+            self._sink.set_expired(self.origin, True)
         try:
             text = self.path.read_text(encoding="utf-8")
             contact_wall = self.path.stat().st_mtime

@@ -338,3 +338,24 @@ async def test_reload_with_a_higher_serial_notifies(tmp_path: Path) -> None:
             return _addresses(await _query(ns2, "late.foo.com.")) == {"127.0.9.8"}
 
         await until(has_late, "ns2 to get the reloaded zone")
+
+
+async def test_a_zone_never_transferred_answers_servfail_until_the_first_transfer(
+    tmp_path: Path,
+) -> None:
+    """Like BIND: a secondary zone with no data is ours but broken (SERVFAIL), not REFUSED."""
+    ns1 = DnsServer(zones=[FOO_ZONE], host=PRIMARY, allow_transfer=[SECONDARY])
+    await ns1.start()
+    port = ns1.port
+    await ns1.close()  # the primary is down before the secondary has ever reached it
+    async with _secondary(port, tmp_path) as ns2:
+        assert ns2.answerer.zone("foo.com.") is None
+        assert (await _query(ns2, "www.foo.com.")).rcode() == dns.rcode.SERVFAIL
+        assert (await _query(ns2, "foo.com.", "SOA", tcp=True)).rcode() == dns.rcode.SERVFAIL
+        assert (await _query(ns2, "www.example.org.")).rcode() == dns.rcode.REFUSED
+        async with DnsServer(zones=[FOO_ZONE], host=PRIMARY, port=port, allow_transfer=[SECONDARY]):
+            result = (await ns2.refresh())["foo.com."]
+            assert result.outcome == "transferred"
+            reply = await _query(ns2, "www.foo.com.")
+            assert reply.rcode() == dns.rcode.NOERROR
+            assert len(_addresses(reply)) == 3
