@@ -56,9 +56,10 @@ def _udp_free(host: str, port: int) -> bool:
         return True
 
 
-def _seen(pytester: pytest.Pytester) -> dict[str, list[int]]:
-    """What the inner tests recorded in seen.json: addresses and ports they were given."""
-    return json.loads((pytester.path / "seen.json").read_text())  # type: ignore[no-any-return]
+def _seen(pytester: pytest.Pytester) -> dict[str, tuple[str, int]]:
+    """What the inner tests recorded in seen.json: the (host, port) of each server."""
+    seen = json.loads((pytester.path / "seen.json").read_text())
+    return {name: (str(host), int(port)) for name, (host, port) in seen.items()}
 
 
 RECORD = """
