@@ -2477,6 +2477,9 @@ class Session:
 
     def _execute_show(self, stmt: str) -> ResultSet:
         text = stmt.strip().rstrip(";").strip()
+        m = re.fullmatch(r"(SHOW\s.+?)\s+WHERE\s+(.+)", text, re.I | re.S)
+        if m:
+            return self._where(self._execute_show(m.group(1)), m.group(2))
         m = re.fullmatch(r"(?:DESCRIBE|DESC|EXPLAIN)\s+(\S+)(?:\s+\S+)?", text, re.I)
         if m and not re.match(r"(?:DESCRIBE|DESC|EXPLAIN)\s+(SELECT|WITH)\b", text, re.I):
             return self._show_columns(m.group(1), None, full=False)
@@ -2487,7 +2490,7 @@ class Session:
             names = ["information_schema", *self._visible_dbs()]
             return self._show_list(["Database"], [(n,) for n in names], m.group(1))
         m = re.fullmatch(
-            r"SHOW\s+(FULL\s+)?TABLES(?:\s+(?:FROM|IN)\s+(\S+))?(?:\s+LIKE\s+(.+)|\s+WHERE\s+.*)?",
+            r"SHOW\s+(FULL\s+)?TABLES(?:\s+(?:FROM|IN)\s+(\S+))?(?:\s+LIKE\s+(.+))?",
             text,
             re.I | re.S,
         )
@@ -2515,15 +2518,12 @@ class Session:
             ddl = f"CREATE DATABASE `{name}` /*!40100 DEFAULT CHARACTER SET utf8mb4 */"
             return _text_result(["Database", "Create Database"], [(name, ddl)])
         m = re.fullmatch(
-            r"SHOW\s+(?:(GLOBAL|SESSION|LOCAL)\s+)?VARIABLES(?:\s+LIKE\s+(.+)|\s+WHERE\s+(.+))?",
+            r"SHOW\s+(?:(GLOBAL|SESSION|LOCAL)\s+)?VARIABLES(?:\s+LIKE\s+(.+))?",
             text,
             re.I | re.S,
         )
         if m:
             rows = [(k, _show_value(self._variable(k))) for k in sorted(self._all_variables())]
-            if m.group(3):
-                names = re.findall(r"'([^']*)'", m.group(3))
-                rows = [r for r in rows if r[0] in {n.lower() for n in names}]
             return self._show_list(["Variable_name", "Value"], rows, m.group(2))
         m = re.fullmatch(r"SHOW\s+(?:(?:GLOBAL|SESSION)\s+)?STATUS(?:\s+LIKE\s+(.+))?", text, re.I)
         if m:
@@ -2593,6 +2593,29 @@ class Session:
         names.discard("last_insert_id")
         names.discard("identity")
         return names
+
+    def _where(self, result: ResultSet, condition: str) -> ResultSet:
+        """SHOW ... WHERE cond: the condition (MySQL syntax, on the result's column names) is
+        evaluated by SQLite over the rows."""
+        if not result.rows:
+            return result
+        tree = sqlmod.parse_mysql("SELECT 1 WHERE " + condition)
+        where = tree.args.get("where")
+        if where is None:
+            raise sqlmod.syntax_error(condition)
+        names = ", ".join('"' + c.name.replace('"', '""') + '"' for c in result.columns)
+        width = len(result.columns) + 1
+        values = ", ".join("(" + ", ".join("?" * width) + ")" for _ in result.rows)
+        sql = (
+            f"WITH x(__i, {names}) AS (VALUES {values}) "
+            f"SELECT __i FROM x WHERE {where.this.sql('sqlite')}"
+        )
+        flat = [_sqlite_value(v) for i, row in enumerate(result.rows) for v in (i, *row)]
+        try:
+            keep = [r[0] for r in self._conn.execute(sql, flat).fetchall()]
+        except sqlite3.Error as e:
+            raise self._map_error(e, None) from None
+        return ResultSet(result.columns, [result.rows[i] for i in keep])
 
     def _show_list(
         self, names: list[str], rows: list[tuple[Any, ...]], like: str | None

@@ -658,3 +658,16 @@ def test_aggregates_of_decimal_columns_are_exact_decimals(session: Session) -> N
     ]
     assert [c.type_code for c in result.columns] == [FieldType.NEWDECIMAL] * 4
     assert result.columns[0].name == "SUM(amount)" and result.columns[3].name == "top"
+
+
+def test_show_where(products: Session) -> None:
+    assert rows(products, "SHOW VARIABLES WHERE Variable_name IN ('version', 'port')") == [
+        ("port", "3306"),
+        ("version", rows(products, "SELECT @@version")[0][0]),
+    ]
+    assert rows(products, "SHOW FULL TABLES WHERE Table_type = 'BASE TABLE'") == [
+        ("products", "BASE TABLE")
+    ]
+    keys = rows(products, "SHOW INDEX FROM products WHERE Key_name = 'PRIMARY'")
+    assert [(k[2], k[4]) for k in keys] == [("PRIMARY", "id")]
+    assert rows(products, "SHOW COLUMNS FROM products WHERE `Key` = 'UNI'")[0][0] == "sku"
