@@ -22,11 +22,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import re
 import secrets
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -392,6 +394,18 @@ class Row:
         return f"  {self.label:<22} {a:>13} {b:>13} {ratio:7.2f}x{goal}"
 
 
+Targets = tuple[float | None, float | None, float | None]
+
+
+def _median(rows: tuple[Row, ...]) -> Row:
+    """One row with the median of each tool's figure over repeated runs."""
+    return dataclasses.replace(
+        rows[0],
+        ours=statistics.median(r.ours for r in rows),
+        theirs=statistics.median(r.theirs for r in rows),
+    )
+
+
 def compare(
     name: str,
     old: Path | None,
@@ -400,7 +414,7 @@ def compare(
     url: str,
     rsync_root: Path,
     key: bytes,
-    targets: tuple[float | None, float | None, float | None],
+    targets: Targets,
 ) -> list[Row]:
     """Push ``new`` over a fresh copy of ``old`` with both tools, then again unchanged."""
     # Each tool starts with no dirty pages left by the copies or by the other tool's run, so
@@ -436,20 +450,30 @@ def _chunks(data: bytes, size: int = MiB) -> Iterator[memoryview]:
         yield mv[at : at + size]
 
 
-def core_speed(old_path: Path, new_path: Path) -> list[str]:
-    """MB/s of the pure core on B: signature, delta unchanged, delta with the edits."""
+def core_speed(old_path: Path, new_path: Path, tries: int = 3) -> list[str]:
+    """MB/s of the pure core on B: signature, delta unchanged, delta with the edits (the best
+    of ``tries`` runs each; each delta gets a fresh signature, so building its index counts)."""
     old = old_path.read_bytes()
     new = new_path.read_bytes()
-    t0 = time.perf_counter()
-    sig = signature(_chunks(old), length=len(old))
-    t_sig = time.perf_counter() - t0
-    lines = [f"  signature              {len(old) / t_sig / 1e6:8.0f} MB/s"]
-    for label, data, target in (("delta, no change", old, 500), ("delta, with edits", new, 150)):
+
+    def timed_signature() -> float:
+        t0 = time.perf_counter()
+        signature(_chunks(old), length=len(old))
+        return time.perf_counter() - t0
+
+    def timed_delta(data: bytes) -> tuple[float, DeltaStats]:
+        sig = signature(_chunks(old), length=len(old))
         st = DeltaStats()
         t0 = time.perf_counter()
         for _op in delta(sig, _chunks(data), stats=st):
             pass
-        rate = len(data) / (time.perf_counter() - t0) / 1e6
+        return time.perf_counter() - t0, st
+
+    t_sig = min(timed_signature() for _ in range(tries))
+    lines = [f"  signature              {len(old) / t_sig / 1e6:8.0f} MB/s"]
+    for label, data, target in (("delta, no change", old, 500), ("delta, with edits", new, 150)):
+        secs, st = min((timed_delta(data) for _ in range(tries)), key=lambda r: r[0])
+        rate = len(data) / secs / 1e6
         verdict = "met" if rate >= target else "MISSED"
         lines.append(
             f"  {label:<22} {rate:8.0f} MB/s  (target >= {target} MB/s: {verdict}; "
@@ -465,6 +489,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tree", type=Path, help="push this tree instead of the generated ones")
     p.add_argument("--old", type=Path, help="with --tree: the receivers start from this tree")
     p.add_argument("--workdir", type=Path, help="where to put the data (default: a temp dir)")
+    p.add_argument(
+        "--repeat", type=int, default=1, help="run each push N times, print medians (default 1)"
+    )
     args = p.parse_args(argv)
     if shutil.which("rsync") is None:
         print("rsync is not installed", file=sys.stderr)
@@ -480,41 +507,31 @@ def main(argv: list[str] | None = None) -> int:
             f"  {'':<22} {'pylamp':>13} {'rsync':>13} {'ratio':>8}",
         ]
         with rsync_daemon(rsync_root) as url:
+
+            def rows(name: str, old: Path | None, new: Path, targets: Targets) -> list[str]:
+                runs = [
+                    compare(name, old, new, work, url, rsync_root, key, targets)
+                    for _ in range(args.repeat)
+                ]
+                return [_median(same).line() for same in zip(*runs, strict=True)]
+
             if args.tree:
                 start = f"from {args.old}" if args.old else "empty"
                 out.append(f"T: {args.tree} (receivers start {start})")
-                rows = compare(
-                    "T",
-                    args.old,
-                    args.tree.resolve(),
-                    work,
-                    url,
-                    rsync_root,
-                    key,
-                    (None, None, None),
-                )
-                out += [r.line() for r in rows]
+                out += rows("T", args.old, args.tree.resolve(), (None, None, None))
             else:
                 a_old, a_new, a_sum = generate_a(work, args.seed, sz)
                 out.append(f"A: {a_sum}")
-                out += [
-                    r.line()
-                    for r in compare(
-                        "A", a_old, a_new, work, url, rsync_root, key, (1.0, 1.1, 0.25)
-                    )
-                ]
+                out += rows("A", a_old, a_new, (1.0, 1.1, 0.25))
                 shutil.rmtree(a_old)
                 shutil.rmtree(a_new)
                 b_old, b_new, b_sum = generate_b(work, args.seed, sz)
                 out.append(f"B: {b_sum}")
-                out += [
-                    r.line()
-                    for r in compare(
-                        "B", b_old, b_new, work, url, rsync_root, key, (1.5, 1.1, None)
-                    )
-                ]
+                out += rows("B", b_old, b_new, (1.5, 1.1, None))
                 out.append("pure delta core on B (in memory, 1 MiB chunks):")
                 out += core_speed(b_old / "big.bin", b_new / "big.bin")
+        if args.repeat > 1:
+            out.append(f"(push figures: medians of {args.repeat} runs)")
         print("\n".join(out))
     return 0
 

@@ -353,7 +353,16 @@ def delta(
             if len(buf) - pos < blen:
                 fill(blen)
             if len(buf) - pos >= blen and _strong(mv[pos : pos + blen]) == strongs[expected]:
-                yield from matched(expected, pos)
+                if pos == lit and run_count and run_start + run_count == expected:
+                    # The common case, kept tight: the copy run just grows by one block.
+                    run_count += 1
+                    st.matched_bytes += blen
+                    pos += blen
+                    lit = pos
+                    expected += 1
+                    window = first_window
+                else:
+                    yield from matched(expected, pos)
                 continue
         # Search every offset of a window for any full-size block.
         fill(window + bs - 1)
