@@ -122,7 +122,9 @@ _PLAIN_INSERT = re.compile(
 _PLAIN_VALUES = re.compile(r"(?:[\s(),-]+|:l\d+|NULL)*\s*", re.I)
 _ROW = re.compile(r"\(([^()]*)\)")
 _LOCKING_READ = re.compile(r"\bFOR\s+(?:UPDATE|SHARE)\b|\bLOCK\s+IN\s+SHARE\s+MODE\b", re.I)
-_RENAMED_FUNCTIONS = re.compile(r"\b(DATE_FORMAT|STR_TO_DATE|RAND|UUID|LENGTH)\s*\(", re.I)
+_RENAMED_FUNCTIONS = re.compile(
+    r"\b(DATE_FORMAT|STR_TO_DATE|RAND|UUID|LENGTH|FROM_UNIXTIME|TRUNCATE)\s*\(", re.I
+)
 _SQL_HINTS = re.compile(
     r"\b(?:SQL_CALC_FOUND_ROWS|SQL_NO_CACHE|SQL_CACHE|SQL_BUFFER_RESULT|HIGH_PRIORITY"
     r"|STRAIGHT_JOIN|SQL_SMALL_RESULT|SQL_BIG_RESULT)\b",
@@ -1517,6 +1519,10 @@ class Session:
                         ],
                     )
                 )
+        for rounded in list(tree.find_all(exp.Floor, exp.Ceil)):
+            if not rounded.args.get("decimals"):
+                # MySQL's FLOOR/CEIL of a number are integers (SQLite's are REAL)
+                rounded.replace(exp.cast(rounded.copy(), exp.DataType.Type.BIGINT))
         for node in list(tree.find_all(exp.Left, exp.Right)):
             name = "MYSQL_LEFT" if isinstance(node, exp.Left) else "MYSQL_RIGHT"
             node.replace(exp.Anonymous(this=name, expressions=[node.this, node.expression]))
@@ -1957,6 +1963,12 @@ class Session:
         m = re.match(r"table \S+ has (\d+) columns but (\d+) values were supplied", msg)
         if m or re.match(r"\d+ values for \d+ columns", msg) or "VALUES terms" in msg:
             return SqlError(1136, "Column count doesn't match value count at row 1")
+        m = re.match(r"wrong number of arguments to function (\w+)", msg)
+        if m:
+            name = m.group(1).removeprefix("PYLAMP_")
+            return SqlError(
+                1582, f"Incorrect parameter count in the call to native function '{name}'"
+            )
         m = re.match(r"no such function: (\w+)", msg)
         if m:
             return SqlError(1305, f"FUNCTION {self.db or 'mysql'}.{m.group(1)} does not exist")

@@ -214,6 +214,9 @@ _FUNCTIONS: list[tuple[str, int, Callable[..., Any]]] = [
     ("DATE_FORMAT", 2, _nullsafe(_date_format)),
     ("PYLAMP_DATE_FORMAT", 2, _nullsafe(_date_format)),
     ("PYLAMP_STR_TO_DATE", 2, _nullsafe(_str_to_date)),
+    ("PYLAMP_FROM_UNIXTIME", 1, _nullsafe(_from_unixtime)),
+    ("PYLAMP_FROM_UNIXTIME", 2, _nullsafe(_from_unixtime)),
+    ("PYLAMP_TRUNCATE", 2, _nullsafe(_truncate)),
     # MySQL's LENGTH counts bytes (CHAR_LENGTH counts characters)
     (
         "PYLAMP_LENGTH",

@@ -326,6 +326,12 @@ def test_common_functions(session: Session) -> None:
     assert one(session, "SELECT 'abc' REGEXP '^a'") == 1
     assert one(session, "SELECT MD5('a')") == "0cc175b9c0f1b6a831c399e269772661"
     assert rows(session, "SELECT LENGTH('héllo'), CHAR_LENGTH('héllo')") == [(6, 5)]
+    assert rows(
+        session,
+        "SELECT TRUNCATE(2.567, 2), FLOOR(2.5), CEIL(2.1), FROM_UNIXTIME(40000000, '%Y'), "
+        "SUBSTRING('hello' FROM 2 FOR 2), TRIM(LEADING 'x' FROM 'xxa')",
+    ) == [(2.56, 2, 3, "1971", "el", "a")]
+    assert errno(session, "SELECT FROM_UNIXTIME(1, 2, 3)") == 1582
 
 
 def test_now_and_friends_are_determinised(session: Session) -> None:
