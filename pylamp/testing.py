@@ -5,9 +5,10 @@ Enable it with ``pytest -p pylamp.testing``, or in the root ``conftest.py`` of a
     pytest_plugins = ["pylamp.testing"]
 
 Each fixture is a factory: call it (``await``) as often as the test needs, and get back a
-started server that listens on a free port of 127.0.0.1 (unless told otherwise) and whose state
-lives under the test's ``tmp_path``. Every server a factory started is stopped when the test
-ends, last started first, whether the test passed or not::
+started server that listens on a free port of 127.0.0.1 (unless told otherwise) and keeps its
+state in a new folder of pytest's temp dir (beside the test's ``tmp_path``, not in it). Every
+server a factory started is stopped when the test ends, last started first, whether the test
+passed or not::
 
     async def test_www_answers(pylamp_dns):
         server = await pylamp_dns(ZONE_TEXT)  # a DnsServer, started
@@ -15,7 +16,7 @@ ends, last started first, whether the test passed or not::
 
 - ``pylamp_dns(*zones, **options)`` -> :class:`pylamp.dns.server.DnsServer`
 - ``pylamp_sql(**options)`` -> :class:`pylamp.db.SqlServer` (``data_dir`` defaults to a new
-  folder under ``tmp_path``)
+  folder)
 - ``pylamp_sync_receiver(root=None, **options)`` -> :class:`pylamp.sync.SyncReceiver`
   (``key`` defaults to ``pylamp_sync_receiver.key``, which the test passes to ``push``)
 - ``pylamp_cluster(topology, **options)`` -> :class:`pylamp.cluster.Cluster`, every server
@@ -36,6 +37,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pytest
 import pytest_asyncio
 
 if TYPE_CHECKING:
@@ -63,24 +65,25 @@ class _Factory:
     Server modules are imported on first use, so that a suite using only DNS does not load
     the SQL engine (sqlglot) or the sync code (numpy).
 
-    ``folder`` names a new, numbered folder under the test's temp dir for a server's state.
+    ``folder`` makes a new folder for a server's state in pytest's temp dir, beside the test's
+    ``tmp_path`` rather than in it, so a test can push or scan its own ``tmp_path`` whole.
     """
 
-    def __init__(self, stack: contextlib.AsyncExitStack, tmp_path: Path, prefix: str) -> None:
+    def __init__(
+        self, stack: contextlib.AsyncExitStack, temp: pytest.TempPathFactory, prefix: str
+    ) -> None:
         self._stack = stack
-        self._tmp_path = tmp_path
+        self._temp = temp
         self._prefix = prefix
-        self.started = 0
 
     def folder(self) -> Path:
-        self.started += 1
-        return self._tmp_path / f"{self._prefix}{self.started}"
+        return self._temp.mktemp(self._prefix)
 
 
 class DnsFactory(_Factory):
     """``await pylamp_dns(*zones, **options)``: a started DnsServer for the zones (text with a
     newline, file paths or parsed zones); ``options`` are DnsServer's (host, secondaries,
-    primary, ...). A secondary's ``data_dir`` defaults to a new folder under ``tmp_path``."""
+    primary, ...). A secondary's ``data_dir`` defaults to a new folder."""
 
     async def __call__(self, *zones: ZoneSource, **options: Any) -> DnsServer:
         from pylamp.dns.server import DnsServer
@@ -107,8 +110,10 @@ class SyncReceiverFactory(_Factory):
     port, its root a new folder unless given. It accepts pushes signed with :attr:`key` (a
     random key per test) unless ``key=`` is given."""
 
-    def __init__(self, stack: contextlib.AsyncExitStack, tmp_path: Path, prefix: str) -> None:
-        super().__init__(stack, tmp_path, prefix)
+    def __init__(
+        self, stack: contextlib.AsyncExitStack, temp: pytest.TempPathFactory, prefix: str
+    ) -> None:
+        super().__init__(stack, temp, prefix)
         #: The shared secret the receivers expect: ``push(src, [rx.address], key=factory.key)``.
         self.key = secrets.token_bytes(32)
 
@@ -134,29 +139,31 @@ class ClusterFactory(_Factory):
 
 
 @pytest_asyncio.fixture
-async def pylamp_dns(tmp_path: Path) -> AsyncIterator[DnsFactory]:
+async def pylamp_dns(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DnsFactory]:
     """Factory of started DnsServers (see :class:`DnsFactory`), all stopped at teardown."""
     async with contextlib.AsyncExitStack() as stack:
-        yield DnsFactory(stack, tmp_path, "pylamp-dns-")
+        yield DnsFactory(stack, tmp_path_factory, "pylamp-dns")
 
 
 @pytest_asyncio.fixture
-async def pylamp_sql(tmp_path: Path) -> AsyncIterator[SqlFactory]:
+async def pylamp_sql(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SqlFactory]:
     """Factory of started SqlServers (see :class:`SqlFactory`), all stopped at teardown."""
     async with contextlib.AsyncExitStack() as stack:
-        yield SqlFactory(stack, tmp_path, "pylamp-sql-")
+        yield SqlFactory(stack, tmp_path_factory, "pylamp-sql")
 
 
 @pytest_asyncio.fixture
-async def pylamp_sync_receiver(tmp_path: Path) -> AsyncIterator[SyncReceiverFactory]:
+async def pylamp_sync_receiver(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[SyncReceiverFactory]:
     """Factory of started SyncReceivers (see :class:`SyncReceiverFactory`), all stopped at
     teardown."""
     async with contextlib.AsyncExitStack() as stack:
-        yield SyncReceiverFactory(stack, tmp_path, "pylamp-sync-")
+        yield SyncReceiverFactory(stack, tmp_path_factory, "pylamp-sync")
 
 
 @pytest_asyncio.fixture
-async def pylamp_cluster(tmp_path: Path) -> AsyncIterator[ClusterFactory]:
+async def pylamp_cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ClusterFactory]:
     """Factory of started Clusters (see :class:`ClusterFactory`), all stopped at teardown."""
     async with contextlib.AsyncExitStack() as stack:
-        yield ClusterFactory(stack, tmp_path, "pylamp-cluster-")
+        yield ClusterFactory(stack, tmp_path_factory, "pylamp-cluster")

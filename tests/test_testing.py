@@ -125,14 +125,14 @@ async def test_sql(pylamp_sql):
 @pytest.mark.asyncio
 async def test_sync(pylamp_sync_receiver, tmp_path):
     rx = await pylamp_sync_receiver()
-    other = await pylamp_sync_receiver(tmp_path / "mine", key=b"k" * 16)
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "index.html").write_text("hello")
-    [ok] = await push(src, [rx.address], key=pylamp_sync_receiver.key)
-    assert ok.ok and (pathlib.Path(rx.root) / "index.html").read_text() == "hello"
-    [refused] = await push(src, [other.address], key=pylamp_sync_receiver.key)
-    assert refused.error and not (tmp_path / "mine" / "index.html").exists()
+    mine = tmp_path.parent / "mine"
+    other = await pylamp_sync_receiver(mine, key=b"k" * 16)
+    (tmp_path / "index.html").write_text("hello")
+    # The receiver's root is not inside tmp_path, so the test's whole tmp_path can be pushed.
+    [ok] = await push(tmp_path, [rx.address], key=pylamp_sync_receiver.key)
+    assert ok.ok and sorted(p.name for p in pathlib.Path(rx.root).iterdir()) == ["index.html"]
+    [refused] = await push(tmp_path, [other.address], key=pylamp_sync_receiver.key)
+    assert refused.error and other.root == str(mine.resolve()) and not any(mine.iterdir())
     record(rx=list(rx.address), other=list(other.address))
 """
     )
