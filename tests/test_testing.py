@@ -74,22 +74,28 @@ def record(**values):
 
 
 def test_dns_factory_with_the_command_line_flag(pytester: pytest.Pytester) -> None:
-    """``-p pylamp.testing``: two servers start on free ports, answer, and are gone after."""
+    """``-p pylamp.testing``: a primary and its secondary (whose data_dir the factory gives)
+    start on free ports, answer, and are gone after the test."""
     pytester.makepyfile(
         test_user=RECORD
         + f"ZONE = {ZONE!r}\n"
         + """
-import dns.asyncquery, dns.message, pytest
+import pathlib, dns.asyncquery, dns.message, pytest
 
 @pytest.mark.asyncio
-async def test_two_servers(pylamp_dns):
-    a = await pylamp_dns(ZONE)
-    b = await pylamp_dns(ZONE, host="127.0.0.2")
+async def test_primary_and_secondary(pylamp_dns, tmp_path):
+    a = await pylamp_dns(ZONE, allow_transfer=["127.0.0.2"])
+    b = await pylamp_dns(
+        host="127.0.0.2", primary=(a.host, a.port), secondary_zones=["example.com."]
+    )
     assert a.port and b.port and (a.host, b.host) == ("127.0.0.1", "127.0.0.2")
+    await b.refresh()
     for server in (a, b):
         query = dns.message.make_query("www.example.com", "A")
         reply = await dns.asyncquery.udp(query, server.host, port=server.port, timeout=3)
         assert sorted(r.address for r in reply.answer[0]) == ["192.0.2.1", "192.0.2.2"]
+    saved = pathlib.Path(b.roles.saved_copies["example.com."])
+    assert saved.exists() and not saved.is_relative_to(tmp_path)
     record(a=[a.host, a.port], b=[b.host, b.port])
 """
     )
