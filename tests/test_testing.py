@@ -56,30 +56,37 @@ def _udp_free(host: str, port: int) -> bool:
         return True
 
 
-def _seen(pytester: pytest.Pytester) -> dict[str, tuple[str, int]]:
-    """What the inner tests recorded in seen.json: the (host, port) of each server."""
-    seen = json.loads((pytester.path / "seen.json").read_text())
-    return {name: (str(host), int(port)) for name, (host, port) in seen.items()}
-
-
-RECORD = """
+# Prepended to every inner test file: ``record(name=[host, port])`` notes a server it was given.
+PRELUDE = f"""
 import json, pathlib
+ZONE = {ZONE!r}
 
 def record(**values):
     path = pathlib.Path(__file__).parent / "seen.json"
-    seen = json.loads(path.read_text()) if path.exists() else {}
+    seen = json.loads(path.read_text()) if path.exists() else {{}}
     seen.update(values)
     path.write_text(json.dumps(seen))
 """
 
 
+def _run_user_tests(
+    pytester: pytest.Pytester, source: str, *args: str, **outcomes: int
+) -> dict[str, tuple[str, int]]:
+    """Run ``source`` as a user's test file with pytest ``args``, check the outcomes, and
+    return what its tests recorded: the (host, port) of each server by name."""
+    pytester.makepyfile(test_user=PRELUDE + source)
+    result = pytester.runpytest(*args)
+    result.assert_outcomes(**outcomes)
+    seen = json.loads((pytester.path / "seen.json").read_text())
+    return {name: (str(host), int(port)) for name, (host, port) in seen.items()}
+
+
 def test_dns_factory_with_the_command_line_flag(pytester: pytest.Pytester) -> None:
     """``-p pylamp.testing``: a primary and its secondary (whose data_dir the factory gives)
     start on free ports, answer, and are gone after the test."""
-    pytester.makepyfile(
-        test_user=RECORD
-        + f"ZONE = {ZONE!r}\n"
-        + """
+    seen = _run_user_tests(
+        pytester,
+        """
 import pathlib, dns.asyncquery, dns.message, pytest
 
 @pytest.mark.asyncio
@@ -97,20 +104,22 @@ async def test_primary_and_secondary(pylamp_dns, tmp_path):
     saved = pathlib.Path(b.roles.saved_copies["example.com."])
     assert saved.exists() and not saved.is_relative_to(tmp_path)
     record(a=[a.host, a.port], b=[b.host, b.port])
-"""
+""",
+        "-p",
+        "pylamp.testing",
+        passed=1,
     )
-    result = pytester.runpytest("-p", "pylamp.testing")
-    result.assert_outcomes(passed=1)
-    for host, port in _seen(pytester).values():
+    assert set(seen) == {"a", "b"}
+    for host, port in seen.values():
         assert _closed(host, port) and _udp_free(host, port)
 
 
 def test_sql_and_sync_fixtures_from_a_conftest(pytester: pytest.Pytester) -> None:
     """``pytest_plugins`` in the root conftest: SQL with a binlog, and a push to a receiver."""
     pytester.makeconftest('pytest_plugins = ["pylamp.testing"]')
-    pytester.makepyfile(
-        test_user=RECORD
-        + """
+    seen = _run_user_tests(
+        pytester,
+        """
 import asyncio, pathlib, pymysql, pytest
 from pylamp.sync import push
 
@@ -140,11 +149,9 @@ async def test_sync(pylamp_sync_receiver, tmp_path):
     [refused] = await push(tmp_path, [other.address], key=pylamp_sync_receiver.key)
     assert refused.error and other.root == str(mine.resolve()) and not any(mine.iterdir())
     record(rx=list(rx.address), other=list(other.address))
-"""
+""",
+        passed=2,
     )
-    result = pytester.runpytest()
-    result.assert_outcomes(passed=2)
-    seen = _seen(pytester)
     assert set(seen) == {"sql", "rx", "other"}
     for host, port in seen.values():
         assert _closed(host, port)
@@ -152,10 +159,9 @@ async def test_sync(pylamp_sync_receiver, tmp_path):
 
 def test_servers_stop_when_the_test_fails(pytester: pytest.Pytester) -> None:
     """A failing test still tears its servers down; the failure is the test's own."""
-    pytester.makepyfile(
-        test_user=RECORD
-        + f"ZONE = {ZONE!r}\n"
-        + """
+    seen = _run_user_tests(
+        pytester,
+        """
 import pytest
 
 @pytest.mark.asyncio
@@ -164,21 +170,21 @@ async def test_fails(pylamp_dns, pylamp_sql):
     db = await pylamp_sql()
     record(dns=[server.host, server.port], sql=[db.host, db.port])
     assert False, "the user's own failure"
-"""
+""",
+        "-p",
+        "pylamp.testing",
+        failed=1,
     )
-    result = pytester.runpytest("-p", "pylamp.testing")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*the user's own failure*"])
-    for host, port in _seen(pytester).values():
+    assert set(seen) == {"dns", "sql"}
+    for host, port in seen.values():
         assert _closed(host, port)
 
 
 def test_cluster_factory_runs_a_topology(pytester: pytest.Pytester) -> None:
     """A topology's name server runs as its own process and is stopped at teardown."""
-    pytester.makepyfile(
-        test_user=RECORD
-        + f"ZONE = {ZONE!r}\n"
-        + """
+    seen = _run_user_tests(
+        pytester,
+        """
 import dns.asyncquery, dns.message, pytest
 from pylamp.config import loads_topology
 
@@ -196,9 +202,11 @@ async def test_cluster(pylamp_cluster, tmp_path):
     reply = await dns.asyncquery.udp(query, host, port=port, timeout=3)
     assert len(reply.answer[0]) == 2
     record(ns1=[host, port])
-"""
+""",
+        "-p",
+        "pylamp.testing",
+        passed=1,
     )
-    result = pytester.runpytest("-p", "pylamp.testing")
-    result.assert_outcomes(passed=1)
-    for host, port in _seen(pytester).values():
+    assert set(seen) == {"ns1"}
+    for host, port in seen.values():
         assert _closed(host, port) and _udp_free(host, port)
