@@ -802,6 +802,7 @@ class Session:
         self._holds_writer = False
         self._txn_statements: list[tuple[str, str]] = []
         self._txn_dbs: set[str] = set()
+        self._savepoints: dict[str, tuple[int, set[str]]] = {}
         self._txn_ddl = False
         self._attached: dict[str, int] = {}
         self._priv_gen = -1
@@ -1835,19 +1836,19 @@ class Session:
         rowid_before = self._last_rowid() if compiled.upsert else 0
         try:
             if savepoint:
-                self._conn.execute("SAVEPOINT stmt")
+                self._conn.execute("SAVEPOINT _pylamp_stmt")
             try:
                 cur = self._conn.execute(compiled.sql, params)
             except sqlite3.Error as e:
                 if savepoint:
-                    self._conn.execute("ROLLBACK TO stmt")
-                    self._conn.execute("RELEASE stmt")
+                    self._conn.execute("ROLLBACK TO _pylamp_stmt")
+                    self._conn.execute("RELEASE _pylamp_stmt")
                 named = {
                     compiled.params[i][0]: v for i, v in zip(compiled.order, params, strict=True)
                 }
                 raise self._map_error(e, compiled, named) from None
             if savepoint:
-                self._conn.execute("RELEASE stmt")
+                self._conn.execute("RELEASE _pylamp_stmt")
         except SqlError:
             if not savepoint:
                 self._rollback()
@@ -1922,6 +1923,7 @@ class Session:
             self._end_txn()
 
     def _end_txn(self) -> None:
+        self._savepoints = {}
         self._txn_statements = []
         self._txn_dbs = set()
         self.in_transaction = False
@@ -2396,10 +2398,44 @@ class Session:
             self.engine.status["Com_commit"] += 1
             self._commit()
             return Ok()
-        if re.match(r"\s*ROLLBACK\s+TO\b", stmt, re.I):
-            raise SqlError(1305, "SAVEPOINT does not exist")
+        m = re.fullmatch(
+            r"\s*ROLLBACK\s+(?:WORK\s+)?TO\s+(?:SAVEPOINT\s+)?(`(?:[^`]|``)+`|\w+)\s*",
+            stmt,
+            re.I,
+        )
+        if m:
+            return self._savepoint("rollback", sqlmod.unquote_ident(m.group(1)))
         self.engine.status["Com_rollback"] += 1
         self._rollback()
+        return Ok()
+
+    def _savepoint(self, verb: str, name: str) -> Ok:
+        """SAVEPOINT / ROLLBACK TO SAVEPOINT / RELEASE SAVEPOINT inside a transaction.
+
+        A savepoint takes the writer lock (a rollback to it must be able to undo writes), and
+        remembers how many statements the transaction had logged, so rolling back to it also
+        drops the undone statements from what will be written to the binlog."""
+        if not (self.in_transaction or not self.autocommit):
+            if verb == "set":
+                return Ok()  # outside a transaction MySQL accepts it and forgets it at once
+            raise SqlError(1305, f"SAVEPOINT {name} does not exist")
+        quoted = '"' + name.replace('"', '""') + '"'
+        if verb == "set":
+            self._begin_write()
+            self.in_transaction = True
+            self._conn.execute(f"SAVEPOINT {quoted}")
+            self._savepoints[name.lower()] = (len(self._txn_statements), set(self._txn_dbs))
+            return Ok()
+        if name.lower() not in self._savepoints:
+            raise SqlError(1305, f"SAVEPOINT {name} does not exist")
+        if verb == "rollback":
+            self._conn.execute(f"ROLLBACK TO {quoted}")
+            count, dbs = self._savepoints[name.lower()]
+            del self._txn_statements[count:]
+            self._txn_dbs = set(dbs)
+            return Ok()
+        self._conn.execute(f"RELEASE {quoted}")
+        del self._savepoints[name.lower()]
         return Ok()
 
     # -- SET ---------------------------------------------------------------------------------
@@ -2941,8 +2977,12 @@ class Session:
             return Ok()
         if word == "XA":
             return _text_result(["formatID", "gtrid_length", "bqual_length", "data"], [])
-        if word in ("SAVEPOINT", "RELEASE"):
-            return Ok()
+        m = re.fullmatch(
+            r"\s*(SAVEPOINT|RELEASE\s+SAVEPOINT)\s+(`(?:[^`]|``)+`|\w+)\s*", stmt, re.I
+        )
+        if m:
+            verb = "set" if m.group(1).upper() == "SAVEPOINT" else "release"
+            return self._savepoint(verb, sqlmod.unquote_ident(m.group(2)))
         if word == "KILL":
             return Ok()
         raise sqlmod.syntax_error(stmt)

@@ -316,3 +316,24 @@ def test_a_read_only_copy_applies_another_servers_log_under_its_own_key(
     assert isinstance(result, ResultSet) and result.rows == [("from master",)]
     reader.close()
     replica.close()
+
+
+def test_savepoints(session: Session, binlog: Binlog) -> None:
+    session.execute("BEGIN")
+    session.execute("INSERT INTO t (v) VALUES ('a')")
+    session.execute("SAVEPOINT s1")
+    session.execute("INSERT INTO t (v) VALUES ('b')")
+    session.execute("ROLLBACK TO SAVEPOINT s1")
+    session.execute("INSERT INTO t (v) VALUES ('c')")
+    session.execute("SAVEPOINT s2")
+    session.execute("RELEASE SAVEPOINT s2")
+    with pytest.raises(SqlError) as err:
+        session.execute("ROLLBACK TO s2")
+    assert err.value.errno == 1305
+    session.execute("COMMIT")
+    result = session.execute("SELECT v FROM t ORDER BY id")[0]
+    assert isinstance(result, ResultSet) and result.rows == [("a",), ("c",)]
+    assert logged(binlog)[-1] == (
+        ["INSERT INTO t (v) VALUES ('a')", "INSERT INTO t (v) VALUES ('c')"],
+        False,
+    )
