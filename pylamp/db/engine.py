@@ -411,7 +411,7 @@ class _Compiled:
     star_expanded: bool = False
     verb: str = "SELECT"
     insert_columns: list[str] | None = None
-    insert_rows: list[list[exp.Expression]] | None = None
+    insert_rows: list[list[exp.Expression | str]] | None = None  # for duplicate-key messages
     info_schema: bool = False
     upsert: bool = False
     order: tuple[int, ...] = ()  # per "?" in ``sql``: its index in ``params``
@@ -1221,12 +1221,12 @@ class Session:
         if m.group(4) is not None:
             columns = [sqlmod.unquote_ident(c) for c in m.group(4).split(",")]
         params: list[tuple[str, str, Any]] = []
-        rows: list[list[exp.Expression]] = []
+        rows: list[list[exp.Expression | str]] = []
         out_rows = []
         inline = len(shape.literals) > _MAX_PARAMETERS
         for row in rows_text:
             items = [item.strip() for item in row.split(",")]
-            nodes: list[exp.Expression] = []
+            nodes: list[exp.Expression | str] = []  # "NULL", "l3", "-l3": cheap to keep
             out_items = []
             for item in items:
                 neg = item.startswith("-")
@@ -1234,13 +1234,12 @@ class Session:
                 if name.upper() == "NULL":
                     if neg:
                         return None
-                    nodes.append(exp.Null())
+                    nodes.append("NULL")
                     out_items.append("NULL")
                     continue
                 if not name.startswith(":l"):
                     return None
-                node: exp.Expression = exp.Placeholder(this=name[1:])
-                nodes.append(exp.Neg(this=node) if neg else node)
+                nodes.append(("-" if neg else "") + name[1:])
                 if inline:  # too many for SQLite's parameters: SQLite literals instead
                     text = _sqlite_literal(shape.literals[int(name[2:])].value)
                     out_items.append("-" + text if neg else text)
@@ -1664,16 +1663,17 @@ class Session:
 
     def _insert_shape(
         self, tree: exp.Insert
-    ) -> tuple[list[str] | None, list[list[exp.Expression]] | None]:
+    ) -> tuple[list[str] | None, list[list[exp.Expression | str]] | None]:
         schema = tree.this
         cols = [c.name for c in schema.expressions] if isinstance(schema, exp.Schema) else None
         values = tree.expression
-        rows = None
+        rows: list[list[exp.Expression | str]] | None = None
         if isinstance(values, exp.Values):
+            # copies: the tree is rewritten afterwards (user variables become parameters)
             rows = [
-                list(t.expressions) if isinstance(t, exp.Tuple) else [t] for t in values.expressions
+                [r.copy() for r in (t.expressions if isinstance(t, exp.Tuple) else [t])]
+                for t in values.expressions
             ]
-            rows = [[r.copy() for r in row] for row in rows]
         return cols, rows
 
     def _rewrite_upsert(self, tree: exp.Insert) -> bool:
@@ -3186,7 +3186,12 @@ def _display(value: Any) -> str:
     return str(value)
 
 
-def _eval_simple(node: exp.Expression, params: dict[str, Any]) -> Any:
+def _eval_simple(node: exp.Expression | str, params: dict[str, Any]) -> Any:
+    if isinstance(node, str):  # from the plain-INSERT path: "NULL", "l3" or "-l3"
+        if node == "NULL":
+            return None
+        value = params.get(node.lstrip("-"))
+        return -value if node.startswith("-") and isinstance(value, int | float) else value
     if isinstance(node, exp.Placeholder):
         return params.get(node.name)
     if isinstance(node, exp.Literal):
