@@ -868,10 +868,6 @@ class Session:
         finally:
             self._conn.close()
 
-    @property
-    def status_in_transaction(self) -> bool:
-        return self.in_transaction
-
     # -- helpers -----------------------------------------------------------------------------
 
     def _now_text(self) -> str:
