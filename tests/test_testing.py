@@ -74,6 +74,8 @@ def _run_user_tests(
 ) -> dict[str, tuple[str, int]]:
     """Run ``source`` as a user's test file with pytest ``args``, check the outcomes, and
     return what its tests recorded: the (host, port) of each server by name."""
+    # A user's config, as pytest-asyncio asks for one (and strict mode, its default).
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     pytester.makepyfile(test_user=PRELUDE + source)
     result = pytester.runpytest(*args)
     result.assert_outcomes(**outcomes)
