@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import itertools
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -111,3 +112,9 @@ def test_ns2_answers_after_ns1_is_killed(runs: dict[str, subprocess.Popen[str]])
     www = ["127.0.2.1", "127.0.2.2"]
     assert answers == {"ns1": www, "ns2": www, "ns2 still": www}
     assert "ns1 killed, running: False" in out
+    # The example has exited; its name servers (child processes) must be gone with it.
+    servers = re.findall(r"^ns\d at \('([\d.]+)', (\d+)\)", out, re.M)
+    assert len(servers) == 2
+    for host, port in servers:
+        with socket.socket() as tcp:
+            assert tcp.connect_ex((host, int(port))) != 0, f"{host}:{port} still listening"
