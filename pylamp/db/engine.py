@@ -2095,13 +2095,13 @@ class Session:
         name = sqlmod.unquote_ident(m.group(3))
         if verb == "CREATE":
             self._require_db("CREATE", name)
-            if name.lower() in _RESERVED or self.engine.db_exists(name):
-                if guarded:
-                    return Ok()
-                raise SqlError(1007, f"Can't create database '{name}'; database exists")
-            if not _DB_NAME.fullmatch(name):
+            if not _DB_NAME.fullmatch(name) and name.lower() not in _RESERVED:
                 raise SqlError(1102, f"Incorrect database name '{name}'")
-            with self._writer():
+            with self._writer():  # checked under the lock: two creators cannot both pass
+                if name.lower() in _RESERVED or self.engine.db_exists(name):
+                    if guarded:
+                        return Ok()
+                    raise SqlError(1007, f"Can't create database '{name}'; database exists")
                 position = (
                     self._log([(self.db or "", stmt)], ddl=True)
                     if not self.replaying
@@ -2112,11 +2112,11 @@ class Session:
             self.engine.bump_epoch(name)
             return Ok(affected_rows=1)
         self._require_db("DROP", name)
-        if not self.engine.db_exists(name):
-            if guarded:
-                return Ok()
-            raise SqlError(1008, f"Can't drop database '{name}'; database doesn't exist")
         with self._writer():
+            if not self.engine.db_exists(name):
+                if guarded:
+                    return Ok()
+                raise SqlError(1008, f"Can't drop database '{name}'; database doesn't exist")
             if not self.replaying:
                 self._log([(self.db or "", stmt)], ddl=True)
             if name in self._attached:
