@@ -58,6 +58,7 @@ from pylamp.db.accounts import (
     parse_privileges,
     split_accounts,
 )
+from pylamp.db.binlog_events import LoggedStatement
 from pylamp.db.catalog import (
     ColumnSpec,
     IndexSpec,
@@ -1896,8 +1897,6 @@ class Session:
         binlog = self.engine.binlog
         if binlog is None:
             return None
-        from pylamp.db.binlog_events import LoggedStatement
-
         stmts = [LoggedStatement(db, text) for db, text in statements]
         pos = binlog.append_transaction(statements[0][0], stmts, self._now, ddl=ddl)
         return (pos[0], pos[1])
