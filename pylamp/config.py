@@ -36,11 +36,11 @@ __all__ = [
     "Balance",
     "ClusterSettings",
     "ConfigError",
-    "DbServer",
-    "DnsServer",
+    "DbServerConfig",
+    "DnsServerConfig",
     "HealthCheck",
     "Topology",
-    "WebServer",
+    "WebServerConfig",
     "ZoneConfig",
     "default_topology",
     "dump_topology",
@@ -76,7 +76,7 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True)
-class DnsServer:
+class DnsServerConfig:
     """An authoritative name server: the zone's primary, or a secondary of `primary`."""
 
     name: str
@@ -131,7 +131,7 @@ class ZoneConfig:
 
 
 @dataclass(frozen=True)
-class WebServer:
+class WebServerConfig:
     """A web server; the primary's docroot is pushed to the secondaries' sync receivers."""
 
     name: str
@@ -144,7 +144,7 @@ class WebServer:
 
 
 @dataclass(frozen=True)
-class DbServer:
+class DbServerConfig:
     """A SQL server speaking the MySQL protocol: the master, or a replica of `master`."""
 
     name: str
@@ -167,16 +167,16 @@ class Topology:
     """The whole cluster: every server by kind, the zones, and shared settings."""
 
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
-    dns: tuple[DnsServer, ...] = ()
+    dns: tuple[DnsServerConfig, ...] = ()
     zones: tuple[ZoneConfig, ...] = ()
-    web: tuple[WebServer, ...] = ()
-    db: tuple[DbServer, ...] = ()
+    web: tuple[WebServerConfig, ...] = ()
+    db: tuple[DbServerConfig, ...] = ()
 
-    def servers(self) -> list[DnsServer | WebServer | DbServer]:
+    def servers(self) -> list[DnsServerConfig | WebServerConfig | DbServerConfig]:
         """Every server, in start order: databases, web servers, then name servers."""
         return [*self.db, *self.web, *self.dns]
 
-    def server(self, name: str) -> DnsServer | WebServer | DbServer:
+    def server(self, name: str) -> DnsServerConfig | WebServerConfig | DbServerConfig:
         """The server called `name`; KeyError names the ones that exist."""
         for server in self.servers():
             if server.name == name:
@@ -197,23 +197,23 @@ class Topology:
         root = Path(self.cluster.data_dir) if base is None else base
         return root / key
 
-    def secondaries_of(self, primary: str) -> list[DnsServer]:
+    def secondaries_of(self, primary: str) -> list[DnsServerConfig]:
         """The name servers that transfer their zones from `primary`."""
         return [s for s in self.dns if s.role == "secondary" and s.primary == primary]
 
-    def replicas_of(self, master: str) -> list[DbServer]:
+    def replicas_of(self, master: str) -> list[DbServerConfig]:
         """The SQL servers that replicate from `master`."""
         return [s for s in self.db if s.role == "replica" and s.master == master]
 
-    def web_primary(self) -> WebServer | None:
+    def web_primary(self) -> WebServerConfig | None:
         """The web server whose docroot is the source of content sync."""
         return next((w for w in self.web if w.role == "primary"), None)
 
-    def web_secondaries(self) -> list[WebServer]:
+    def web_secondaries(self) -> list[WebServerConfig]:
         """The web servers that receive content from the primary."""
         return [w for w in self.web if w.role == "secondary"]
 
-    def db_master(self) -> DbServer | None:
+    def db_master(self) -> DbServerConfig | None:
         """The SQL server that takes writes."""
         return next((d for d in self.db if d.role == "master"), None)
 
@@ -224,25 +224,27 @@ def default_topology() -> Topology:
     return Topology(
         cluster=ClusterSettings(),
         dns=(
-            DnsServer("ns1", "127.0.1.1", 5300, "primary"),
-            DnsServer("ns2", "127.0.1.2", 5300, "secondary", primary="ns1"),
+            DnsServerConfig("ns1", "127.0.1.1", 5300, "primary"),
+            DnsServerConfig("ns2", "127.0.1.2", 5300, "secondary", primary="ns1"),
         ),
         zones=(ZoneConfig("foo.com", balance=(Balance("www", webs),)),),
         web=(
-            WebServer("web1", "127.0.2.1", 8080, "primary", database="db1"),
-            WebServer("web2", "127.0.2.2", 8080, "secondary", database="db2"),
-            WebServer("web3", "127.0.2.3", 8080, "secondary", database="db2"),
+            WebServerConfig("web1", "127.0.2.1", 8080, "primary", database="db1"),
+            WebServerConfig("web2", "127.0.2.2", 8080, "secondary", database="db2"),
+            WebServerConfig("web3", "127.0.2.3", 8080, "secondary", database="db2"),
         ),
         db=(
-            DbServer("db1", "127.0.3.1", 3306, "master", server_id=1, log_bin="db1"),
-            DbServer("db2", "127.0.3.2", 3306, "replica", server_id=2, log_bin="db2", master="db1"),
+            DbServerConfig("db1", "127.0.3.1", 3306, "master", server_id=1, log_bin="db1"),
+            DbServerConfig(
+                "db2", "127.0.3.2", 3306, "replica", server_id=2, log_bin="db2", master="db1"
+            ),
         ),
     )
 
 
 # -- loading ------------------------------------------------------------------------------------
 
-_KINDS: dict[str, type] = {"dns": DnsServer, "web": WebServer, "db": DbServer}
+_KINDS: dict[str, type] = {"dns": DnsServerConfig, "web": WebServerConfig, "db": DbServerConfig}
 
 
 def load_topology(path: str | Path) -> Topology:
@@ -409,7 +411,7 @@ class _Loader:
         listening: dict[tuple[str, int], str] = {}
         for server in topology.servers():
             ports = [server.port]
-            if isinstance(server, WebServer) and server.role == "secondary":
+            if isinstance(server, WebServerConfig) and server.role == "secondary":
                 ports.append(server.sync_port)
                 self.port(server.sync_port, f"web.{server.name}.sync_port")
             for port in ports:
@@ -490,8 +492,8 @@ class _Loader:
             raise self.error(key, f"port must be 0-65535, got {port}")
 
 
-def _kind_of(server: DnsServer | WebServer | DbServer) -> str:
-    return {DnsServer: "dns", WebServer: "web", DbServer: "db"}[type(server)]
+def _kind_of(server: DnsServerConfig | WebServerConfig | DbServerConfig) -> str:
+    return {DnsServerConfig: "dns", WebServerConfig: "web", DbServerConfig: "db"}[type(server)]
 
 
 def _key(name: str) -> str:

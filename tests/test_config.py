@@ -8,7 +8,7 @@ import pytest
 
 from pylamp.config import (
     ConfigError,
-    DnsServer,
+    DnsServerConfig,
     default_topology,
     dump_topology,
     ensure_zone_file,
@@ -23,7 +23,7 @@ def test_default_is_the_articles_foo_com_cluster() -> None:
     assert [s.name for s in t.dns] == ["ns1", "ns2"]
     assert [s.name for s in t.web] == ["web1", "web2", "web3"]
     assert [s.name for s in t.db] == ["db1", "db2"]
-    assert t.server("ns2") == DnsServer("ns2", "127.0.1.2", 5300, "secondary", primary="ns1")
+    assert t.server("ns2") == DnsServerConfig("ns2", "127.0.1.2", 5300, "secondary", primary="ns1")
     assert [s.name for s in t.secondaries_of("ns1")] == ["ns2"]
     assert [s.name for s in t.replicas_of("db1")] == ["db2"]
     assert t.web_primary() is not None and t.web_primary().name == "web1"  # type: ignore[union-attr]

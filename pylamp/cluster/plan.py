@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pylamp.config import DbServer, DnsServer, Topology, WebServer
+from pylamp.config import DbServerConfig, DnsServerConfig, Topology, WebServerConfig
 
 __all__ = ["Planned", "describe", "kind_of", "plan"]
 
@@ -29,11 +29,11 @@ class Planned:
     reason: str = ""  # why not started
 
 
-def kind_of(server: DnsServer | WebServer | DbServer) -> str:
+def kind_of(server: DnsServerConfig | WebServerConfig | DbServerConfig) -> str:
     """The component that runs `server`: "dns", "web" or "db"."""
-    if isinstance(server, DnsServer):
+    if isinstance(server, DnsServerConfig):
         return "dns"
-    if isinstance(server, WebServer):
+    if isinstance(server, WebServerConfig):
         return "web"
     return "db"
 

@@ -82,14 +82,14 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[dict[str, Any], str, 
     if args.config is not None or args.name is not None:
         if args.config is None or args.name is None:
             parser.error("--config and --name go together")
-        from pylamp.config import ConfigError, DbServer, load_topology
+        from pylamp.config import ConfigError, DbServerConfig, load_topology
 
         try:
             topology = load_topology(args.config)
             server = topology.server(args.name)
         except (ConfigError, KeyError, OSError) as exc:
             parser.error(str(exc))
-        if not isinstance(server, DbServer):
+        if not isinstance(server, DbServerConfig):
             parser.error(f"{args.name!r} is not a database server in {args.config}")
         settings.update(
             data_dir=topology.data_dir_of(args.name),

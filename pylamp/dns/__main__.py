@@ -23,8 +23,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from pylamp.config import ConfigError, ensure_zone_file, load_topology
-from pylamp.config import DnsServer as DnsServerConfig
+from pylamp.config import ConfigError, DnsServerConfig, ensure_zone_file, load_topology
 from pylamp.dns.roles import server_options
 from pylamp.dns.server import DnsServer, ZoneSource
 from pylamp.dns.zone import ZoneError

@@ -20,8 +20,7 @@ from typing import Any
 
 from dnslib import RCODE
 
-from pylamp.config import ConfigError, Topology
-from pylamp.config import DnsServer as DnsServerConfig
+from pylamp.config import ConfigError, DnsServerConfig, Topology
 from pylamp.dns.answer import Answerer
 from pylamp.dns.health import HealthConfig, HealthMonitor, HealthTarget
 from pylamp.dns.primary import Primary

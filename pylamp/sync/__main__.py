@@ -32,7 +32,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pylamp.config import Topology, WebServer, load_topology
+from pylamp.config import Topology, WebServerConfig, load_topology
 
 from .sender import client_tls_context, parse_address, push
 from .stats import Progress, SyncStats, format_stats, stats_json
@@ -171,7 +171,7 @@ def _serve(args: argparse.Namespace) -> int:
             raise SystemExit("error: --config needs --name")
         topo = _topology(args)
         server = topo.server(args.name)
-        if not isinstance(server, WebServer):
+        if not isinstance(server, WebServerConfig):
             raise SystemExit(f"error: {args.name} is not a web server")
         root = root or str(topo.data_dir_of(server.name) / "www")
         listen = listen or f"{server.host}:{server.sync_port}"
