@@ -54,8 +54,7 @@ async def main() -> None:
             ) as ns2,
         ):
             # Both bound port 0, so the primary learns where to send NOTIFY only now.
-            assert ns1.roles.primary is not None
-            ns1.roles.primary.add_secondary(ns2.host, ns2.port)
+            ns1.add_secondary(ns2.host, ns2.port)
             print("primary   SOA:", (await ask(ns1, "example.com", "SOA"))[0])
             print("secondary SOA:", (await ask(ns2, "example.com", "SOA"))[0])
             print("secondary www:", await ask(ns2, "www.example.com"))

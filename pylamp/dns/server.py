@@ -298,6 +298,16 @@ class DnsServer:
             log.error("zone %s not reloaded, keeping the old one: %s", origin, errors[-1])
         return errors
 
+    def add_secondary(self, host: str, port: int) -> None:
+        """On a primary: allow `host` to transfer our zones and send it NOTIFY on changes.
+
+        For a secondary started after this server, e.g. one that bound port 0, so two
+        servers on port 0 can be paired. ValueError on a server that is not a primary.
+        """
+        if self.roles.primary is None:
+            raise ValueError("add_secondary: this server is not a primary")
+        self.roles.primary.add_secondary(host, port)
+
     async def refresh(self) -> dict[str, RefreshResult]:
         """On a secondary: check every secondary zone's serial with the primary now, and
         transfer the zones that are newer. Returns what happened per zone."""

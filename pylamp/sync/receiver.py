@@ -110,6 +110,7 @@ class SyncReceiver:
         self._server = await asyncio.start_server(
             self._handle, self.host, self.port, ssl=self._tls, limit=_READ_SIZE
         )
+        self.port = self.address[1]  # the bound port when 0 was asked, as other servers do
 
     async def close(self) -> None:
         """Stop listening and drop the connections (a push in flight publishes nothing)."""

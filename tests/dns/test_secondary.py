@@ -84,8 +84,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
         ) as primary,
         _secondary(primary.port, data_dir) as secondary,
     ):
-        assert primary.roles.primary is not None
-        primary.roles.primary.add_secondary(SECONDARY, secondary.port)
+        primary.add_secondary(SECONDARY, secondary.port)
         await until(lambda: secondary.answerer.zone("foo.com.") is not None, "first transfer")
         yield Pair(primary, secondary, zone_file, data_dir)
 
@@ -328,8 +327,8 @@ async def test_reload_with_a_higher_serial_notifies(tmp_path: Path) -> None:
         DnsServer(zones=[zone_file], host=PRIMARY, allow_transfer=[SECONDARY]) as ns1,
         _secondary(ns1.port, tmp_path / "ns2") as ns2,
     ):
-        assert ns1.roles.primary is not None and ns1.roles.watcher is None
-        ns1.roles.primary.add_secondary(SECONDARY, ns2.port)
+        assert ns1.roles.watcher is None
+        ns1.add_secondary(SECONDARY, ns2.port)
         await until(lambda: ns2.answerer.zone("foo.com.") is not None, "first transfer")
         zone_file.write_text(_with_serial(FOO_ZONE, 2006032900, "late IN A 127.0.9.8\n"))
         assert ns1.reload() == []
@@ -359,3 +358,9 @@ async def test_a_zone_never_transferred_answers_servfail_until_the_first_transfe
             reply = await _query(ns2, "www.foo.com.")
             assert reply.rcode() == dns.rcode.NOERROR
             assert len(_addresses(reply)) == 3
+
+
+async def test_add_secondary_is_for_primaries_only() -> None:
+    async with DnsServer(zones=[FOO_ZONE], host=PRIMARY) as plain:
+        with pytest.raises(ValueError, match="not a primary"):
+            plain.add_secondary(SECONDARY, 5300)

@@ -106,8 +106,7 @@ async def test_bind_is_a_secondary_of_our_primary(tmp_path: Path) -> None:
     zone_file.write_text(FOO_ZONE)
     bind_port = _free_port(BIND)
     async with DnsServer(zones=[zone_file], host=OURS, watch=True, allow_transfer=[BIND]) as ns1:
-        assert ns1.roles.primary is not None
-        ns1.roles.primary.add_secondary(BIND, bind_port)
+        ns1.add_secondary(BIND, bind_port)
         clause = (
             f'zone "foo.com" {{ type secondary; primaries {{ {OURS} port {ns1.port}; }}; '
             f'file "{tmp_path}/foo.com.bak"; }};'

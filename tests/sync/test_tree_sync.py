@@ -246,6 +246,7 @@ async def test_a_session_reconnects_after_the_receiver_restarts(dirs: tuple[Path
     write(src, "a.html", "a")
     async with SyncReceiver(dst, key=KEY) as rx:
         port = rx.address[1]
+        assert rx.port == port != 0  # the bound port, as DnsServer and SqlServer report it
         s = SyncSession(rx.address, KEY)
         await s.connect()
         assert (await s.push(src)).ok
