@@ -2855,17 +2855,20 @@ class Session:
             self._log_account(logged)
             return Ok()
         m = re.fullmatch(
-            r"(?:ALTER\s+USER\s+(.+?)\s+IDENTIFIED\s+(?:WITH\s+\S+\s+)?BY|SET\s+PASSWORD\s+FOR\s+(.+?)\s*=)"
+            r"(?:ALTER\s+USER\s+(.+?)\s+IDENTIFIED\s+(?:WITH\s+\S+\s+)?(BY\s+PASSWORD|BY|AS)"
+            r"|SET\s+PASSWORD\s+FOR\s+(.+?)\s*=)"
             r"\s+('(?:[^'\\]|\\.)*'|\"[^\"]*\")",
             text,
             re.I | re.S,
         )
         if m:
-            account = parse_account(m.group(1) or m.group(2))
+            account = parse_account(m.group(1) or m.group(3))
             if account != self.account:
                 self._require_global("CREATE USER")
-            secret = sqlmod.unescape_string(m.group(3)[1:-1], m.group(3)[0])
-            auth = native_password_hash(secret)
+            secret = sqlmod.unescape_string(m.group(4)[1:-1], m.group(4)[0])
+            # "AS '*HEX'" (how the binlog carries it) and "BY PASSWORD" give the hash itself
+            given_hash = m.group(2) is not None and m.group(2).upper() != "BY"
+            auth = secret if given_hash else native_password_hash(secret)
             self.engine.accounts.set_password(account, auth)
             self._log_account(
                 f"ALTER USER {account} IDENTIFIED WITH mysql_native_password AS '{auth}'"

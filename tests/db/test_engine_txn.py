@@ -337,3 +337,17 @@ def test_savepoints(session: Session, binlog: Binlog) -> None:
         ["INSERT INTO t (v) VALUES ('a')", "INSERT INTO t (v) VALUES ('c')"],
         False,
     )
+
+
+def test_account_statements_are_logged_with_hashes_and_replay(
+    tmp_path: Path, engine: Engine, session: Session, binlog: Binlog
+) -> None:
+    session.execute("CREATE USER 'app'@'%' IDENTIFIED BY 'first'")
+    session.execute("ALTER USER 'app'@'%' IDENTIFIED BY 'second'")
+    session.execute("GRANT SELECT ON shop.* TO 'app'@'%'")
+    logged_sql = [stmts[0] for stmts, _ in logged(binlog)[-3:]]
+    assert all("first" not in s and "second" not in s for s in logged_sql)  # hashes only
+    replica = Engine(tmp_path / "replica", read_only=True, clock=lambda: CLOCK)
+    replica.recover(binlog.transactions_after, key="master")
+    assert replica.password_hash("app", "10.0.0.1") == engine.password_hash("app", "10.0.0.1")
+    replica.close()
