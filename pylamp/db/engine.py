@@ -887,6 +887,8 @@ class Session:
                 random=self.engine._rand.random,
                 last_insert_id=self.last_insert_id,
                 per_row=per_row,
+                user=f"{self.user}@{self.host}",
+                connection_id=self.connection_id,
             )
             self._nd_cache = (key, nd)
         return self._nd_cache[1]
@@ -2841,7 +2843,11 @@ class Session:
                 secret = sqlmod.unescape_string(m.group(4)[1:-1], m.group(4)[0])
                 by = m.group(3).upper() == "BY"
                 auth = native_password_hash(secret) if by else secret
-                logged = text[: m.start(3)] + "AS '" + auth + "'"
+                exists = "IF NOT EXISTS " if m.group(1) else ""
+                logged = (
+                    f"CREATE USER {exists}{account} "
+                    f"IDENTIFIED WITH mysql_native_password AS '{auth}'"
+                )
             self.engine.accounts.create_user(account, auth, if_not_exists=m.group(1) is not None)
             self._log_account(logged)
             return Ok()

@@ -283,7 +283,10 @@ class NonDeterministic:
     uuid: Callable[[], str] = field(default=lambda: str(_uuid.uuid1()))
     last_insert_id: int = 0
     per_row: bool = False
-    """For reads: RAND(), UUID() and LAST_INSERT_ID() stay functions (ORDER BY RAND() works)."""
+    """For reads: RAND(), UUID(), LAST_INSERT_ID(), USER() ... stay functions."""
+    user: str = ""
+    """USER()/CURRENT_USER() of the session, as 'name@host'."""
+    connection_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -316,7 +319,8 @@ _TOKEN_FN_RE = re.compile(
     + r"""
     |(?P<fn>(?i:\b(?:NOW|SYSDATE|CURDATE|CURTIME|UNIX_TIMESTAMP|UTC_TIMESTAMP|UTC_DATE|UTC_TIME
               |RAND|UUID)\s*\(\s*\d*\s*\)
-         |\bLAST_INSERT_ID\s*\(\s*\)
+         |\b(?:LAST_INSERT_ID|USER|CURRENT_USER|SESSION_USER|SYSTEM_USER|CONNECTION_ID)
+              \s*\(\s*\)
          |\b(?:CURRENT_TIMESTAMP|CURRENT_DATE|CURRENT_TIME|LOCALTIMESTAMP|LOCALTIME)\b
               (?:\s*\(\s*\d*\s*\))?)))""",
     re.X | re.S,
@@ -331,7 +335,23 @@ _FN_HINTS = (
     "UUID",
     "LAST_INSERT_ID",
     "LOCALTIME",
+    "USER",
+    "CONNECTION_ID",
 )
+# in reads these stay functions (per row, or evaluated by the session) instead of literals
+_PER_ROW_IN_READS = frozenset(
+    {
+        "RAND",
+        "UUID",
+        "LAST_INSERT_ID",
+        "USER",
+        "CURRENT_USER",
+        "SESSION_USER",
+        "SYSTEM_USER",
+        "CONNECTION_ID",
+    }
+)
+_FN_NAME = re.compile(r"\w+")
 
 _ESCAPES = {
     "0": "\0",
@@ -434,6 +454,10 @@ def _fn_value(token: str, nd: NonDeterministic) -> Any:
         return nd.uuid()
     if fname == "LAST_INSERT_ID":
         return nd.last_insert_id
+    if fname == "CONNECTION_ID":
+        return nd.connection_id
+    if fname in ("USER", "CURRENT_USER", "SESSION_USER", "SYSTEM_USER"):
+        return nd.user
     raise AssertionError(fname)  # pragma: no cover
 
 
@@ -494,7 +518,9 @@ def strip_literals(sql: str, nd: NonDeterministic | None = None) -> Shape:
             out.append(token)
             continue
         else:  # fn
-            if nd is None or (nd.per_row and token[:4].upper() in ("RAND", "UUID", "LAST")):
+            fn_name = _FN_NAME.match(token)
+            per_row = fn_name is not None and fn_name.group(0).upper() in _PER_ROW_IN_READS
+            if nd is None or (nd.per_row and per_row):
                 out.append(token)
                 continue
             value = _fn_value(token, nd)

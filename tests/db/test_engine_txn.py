@@ -244,6 +244,12 @@ def test_wal_mode_and_relaxed_sync(engine: Engine, session: Session) -> None:
     conn.close()
 
 
+def _hash(password: str) -> str:
+    import hashlib
+
+    return "*" + hashlib.sha1(hashlib.sha1(password.encode()).digest()).hexdigest().upper()
+
+
 def _local(ts: float) -> str:
     import time
 
@@ -347,7 +353,17 @@ def test_account_statements_are_logged_with_hashes_and_replay(
     session.execute("GRANT SELECT ON shop.* TO 'app'@'%'")
     logged_sql = [stmts[0] for stmts, _ in logged(binlog)[-3:]]
     assert all("first" not in s and "second" not in s for s in logged_sql)  # hashes only
+    assert logged_sql[0] == (
+        "CREATE USER 'app'@'%' IDENTIFIED WITH mysql_native_password AS "
+        f"'{_hash('first')}'"
+    )
     replica = Engine(tmp_path / "replica", read_only=True, clock=lambda: CLOCK)
     replica.recover(binlog.transactions_after, key="master")
     assert replica.password_hash("app", "10.0.0.1") == engine.password_hash("app", "10.0.0.1")
     replica.close()
+
+
+def test_user_and_connection_id_are_logged_as_values(session: Session, binlog: Binlog) -> None:
+    session.execute("INSERT INTO t (v) VALUES (USER())")
+    expected = "INSERT INTO t (v) VALUES ('root@127.0.0.1')"
+    assert logged(binlog)[-1] == ([expected], False)
