@@ -1679,11 +1679,22 @@ class Session:
         conflict = tree.args.get("conflict")
         if not isinstance(conflict, exp.OnConflict) or not conflict.args.get("duplicate"):
             return False
+        # MySQL 8.0.19+ names the new row: INSERT ... VALUES (...) AS new ON DUPLICATE KEY
+        # UPDATE b = new.b (SQLAlchemy emits this); SQLite calls it "excluded"
+        row_alias = ""
+        values_node = tree.expression
+        if isinstance(values_node, exp.Values) and values_node.args.get("alias") is not None:
+            row_alias = values_node.alias.lower()
+            values_node.set("alias", None)
         sets = []
         for eq in conflict.expressions:
             for fn in list(eq.find_all(exp.Anonymous)):
                 if fn.name.upper() == "VALUES" and fn.expressions:
                     fn.replace(exp.column(fn.expressions[0].name, table="excluded"))
+            if row_alias:
+                for ref in list(eq.expression.find_all(exp.Column)):
+                    if ref.table.lower() == row_alias:
+                        ref.set("table", exp.to_identifier("excluded"))
             for col in list(eq.find_all(exp.Column)):
                 if col.table and col.table.lower() != "excluded" and col is eq.this:
                     col.set("table", None)

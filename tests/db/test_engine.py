@@ -677,3 +677,13 @@ def test_show_where(products: Session) -> None:
     keys = rows(products, "SHOW INDEX FROM products WHERE Key_name = 'PRIMARY'")
     assert [(k[2], k[4]) for k in keys] == [("PRIMARY", "id")]
     assert rows(products, "SHOW COLUMNS FROM products WHERE `Key` = 'UNI'")[0][0] == "sku"
+
+
+def test_on_duplicate_key_update_with_a_row_alias(products: Session) -> None:
+    """MySQL 8's form, which SQLAlchemy's on_duplicate_key_update() emits."""
+    ok(
+        products,
+        "INSERT INTO products (sku, qty) VALUES ('A1', 5) AS new "
+        "ON DUPLICATE KEY UPDATE qty = products.qty + new.qty",
+    )
+    assert one(products, "SELECT qty FROM products WHERE sku = 'A1'") == 15
