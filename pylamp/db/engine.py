@@ -2216,7 +2216,7 @@ class Session:
                 touched.add(db)
             return touched
         if isinstance(tree, exp.Command) and tree.name.upper() == "RENAME":
-            return self._rename_tables(tree.expression.sql() if tree.expression else "")
+            return self._rename_tables(tree.expression.name if tree.expression else "")
         raise SqlError(
             1235, f"This version of MySQL doesn't yet support '{tree.sql('mysql')[:60]}'"
         )
@@ -2319,11 +2319,23 @@ class Session:
         return {db}
 
     def _drop_index(self, tree: exp.Drop) -> set[str]:
-        cluster = tree.args.get("cluster")
-        table = tree.args.get("this")
-        target = tree.find(exp.Table, bfs=True)
-        on = cluster or target
-        raise SqlError(1235, f"DROP INDEX: use ALTER TABLE ... DROP INDEX ({on}, {table})")
+        """DROP INDEX name ON table."""
+        on = tree.args.get("cluster")
+        indexes = tree.args.get("tables") or []
+        if not isinstance(on, exp.OnProperty) or len(indexes) != 1:
+            raise SqlError(1235, "DROP INDEX needs one index and ON table")
+        db, name = self._table_ref(on.this)
+        self._require_table("INDEX", db, name)
+        old = self.engine.table_spec(self._conn, db, name)
+        if old is None:
+            raise SqlError(1146, f"Table '{db}.{name}' doesn't exist")
+        index = indexes[0].name
+        spec = TableSpec.from_json(old.to_json())
+        spec.indexes = [i for i in spec.indexes if i.name.lower() != index.lower()]
+        if len(spec.indexes) == len(old.indexes):
+            raise SqlError(1091, f"Can't DROP '{index}'; check that column/key exists")
+        self._rebuild(db, old, spec)
+        return {db}
 
     def _drop_tables(self, tree: exp.Drop) -> set[str]:
         tables = list(tree.args.get("tables") or [])
@@ -2347,7 +2359,38 @@ class Session:
         return touched
 
     def _rename_tables(self, text: str) -> set[str]:
-        raise SqlError(1235, "RENAME TABLE: use ALTER TABLE ... RENAME TO")
+        """RENAME TABLE a TO b [, c TO d ...] within a database."""
+        m = re.fullmatch(r"\s*TABLES?\s+(.+)", text, re.I | re.S)
+        if not m:
+            raise sqlmod.syntax_error(text)
+        touched: set[str] = set()
+        for pair in m.group(1).split(","):
+            names = re.fullmatch(r"\s*(\S+)\s+TO\s+(\S+)\s*", pair, re.I)
+            if not names:
+                raise sqlmod.syntax_error(pair)
+            old_ref, new_ref = (self._parse_table_name(n) for n in names.groups())
+            db, name = self._table_ref(old_ref)
+            new_db, new_name = self._table_ref(new_ref)
+            if new_db != db:
+                raise SqlError(1235, "RENAME TABLE across databases is not supported")
+            self._require_table("ALTER", db, name)
+            old = self.engine.table_spec(self._conn, db, name)
+            if old is None:
+                raise SqlError(1146, f"Table '{db}.{name}' doesn't exist")
+            if self.engine.table_spec(self._conn, db, new_name) is not None:
+                raise SqlError(1050, f"Table '{new_name}' already exists")
+            spec = TableSpec.from_json(old.to_json())
+            spec.name = new_name
+            self._rebuild(db, old, spec)
+            touched.add(db)
+        return touched
+
+    @staticmethod
+    def _parse_table_name(text: str) -> exp.Table:
+        parts = [sqlmod.unquote_ident(p) for p in _IDENT_PART.findall(text)]
+        if len(parts) == 2:
+            return exp.Table(this=exp.to_identifier(parts[1]), db=exp.to_identifier(parts[0]))
+        return exp.Table(this=exp.to_identifier(parts[-1]))
 
     def _alter_table(self, tree: exp.Alter) -> set[str]:
         db, name = self._table_ref(tree.this)

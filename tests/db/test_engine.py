@@ -687,3 +687,15 @@ def test_on_duplicate_key_update_with_a_row_alias(products: Session) -> None:
         "ON DUPLICATE KEY UPDATE qty = products.qty + new.qty",
     )
     assert one(products, "SELECT qty FROM products WHERE sku = 'A1'") == 15
+
+
+def test_drop_index_and_rename_table(products: Session) -> None:
+    ok(products, "DROP INDEX k_price ON products")
+    assert "k_price" not in rows(products, "SHOW CREATE TABLE products")[0][1]
+    assert errno(products, "DROP INDEX k_price ON products") == 1091
+    products.execute("CREATE TABLE other (a INT)")
+    ok(products, "RENAME TABLE products TO goods, other TO misc")
+    assert rows(products, "SHOW TABLES") == [("goods",), ("misc",)]
+    assert one(products, "SELECT COUNT(*) FROM goods") == 3
+    assert errno(products, "RENAME TABLE goods TO misc") == 1050
+    assert errno(products, "RENAME TABLE nothing TO x") == 1146
