@@ -354,8 +354,7 @@ def test_account_statements_are_logged_with_hashes_and_replay(
     logged_sql = [stmts[0] for stmts, _ in logged(binlog)[-3:]]
     assert all("first" not in s and "second" not in s for s in logged_sql)  # hashes only
     assert logged_sql[0] == (
-        "CREATE USER 'app'@'%' IDENTIFIED WITH mysql_native_password AS "
-        f"'{_hash('first')}'"
+        f"CREATE USER 'app'@'%' IDENTIFIED WITH mysql_native_password AS '{_hash('first')}'"
     )
     replica = Engine(tmp_path / "replica", read_only=True, clock=lambda: CLOCK)
     replica.recover(binlog.transactions_after, key="master")
