@@ -24,6 +24,7 @@ from pylamp.db.results import BINARY_CHARSET, Column, ColumnFlag, FieldType
 
 __all__ = [
     "ColumnSpec",
+    "ForeignKeySpec",
     "IndexSpec",
     "TableSpec",
     "TypeInfo",
@@ -57,6 +58,18 @@ class IndexSpec:
 
 
 @dataclass
+class ForeignKeySpec:
+    """A FOREIGN KEY as declared: kept and shown (SHOW CREATE TABLE, reflection), not enforced."""
+
+    name: str
+    columns: list[str]
+    ref_table: str
+    ref_columns: list[str]
+    ref_db: str = ""
+    actions: str = ""  # "ON DELETE CASCADE ON UPDATE ..." as written
+
+
+@dataclass
 class TableSpec:
     """A table as MySQL would describe it."""
 
@@ -65,6 +78,7 @@ class TableSpec:
     indexes: list[IndexSpec] = field(default_factory=list)
     engine: str = "InnoDB"
     charset: str = "utf8mb4"
+    foreign_keys: list[ForeignKeySpec] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -78,6 +92,7 @@ class TableSpec:
             indexes=[IndexSpec(**i) for i in data["indexes"]],
             engine=data.get("engine", "InnoDB"),
             charset=data.get("charset", "utf8mb4"),
+            foreign_keys=[ForeignKeySpec(**f) for f in data.get("foreign_keys", [])],
         )
 
     def column(self, name: str) -> ColumnSpec | None:
@@ -152,6 +167,17 @@ class TableSpec:
                 lines.append(f"  UNIQUE KEY {quote_ident(idx.name)} ({cols})")
             else:
                 lines.append(f"  KEY {quote_ident(idx.name)} ({cols})")
+        for fk in self.foreign_keys:
+            cols = ",".join(quote_ident(c) for c in fk.columns)
+            refs = ",".join(quote_ident(c) for c in fk.ref_columns)
+            table = quote_ident(fk.ref_table)
+            if fk.ref_db:
+                table = quote_ident(fk.ref_db) + "." + table
+            line = (
+                f"  CONSTRAINT {quote_ident(fk.name)} FOREIGN KEY ({cols}) "
+                f"REFERENCES {table} ({refs})"
+            )
+            lines.append(line + (" " + fk.actions if fk.actions else ""))
         body = ",\n".join(lines)
         return (
             f"CREATE TABLE {quote_ident(self.name)} (\n{body}\n) "

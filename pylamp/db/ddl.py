@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from pylamp.db.catalog import ColumnSpec, IndexSpec, TableSpec
+from pylamp.db.catalog import ColumnSpec, ForeignKeySpec, IndexSpec, TableSpec
 from pylamp.db.results import BINARY_CHARSET, Column, ColumnFlag, FieldType, SqlError
 
 __all__ = ["add_index", "alter_spec", "key_part_name", "mysql_type_of", "spec_from_schema"]
@@ -50,6 +50,24 @@ def mysql_type_of(column: Column) -> str:
     return "longtext"
 
 
+def _foreign_key(node: exp.ForeignKey, name: str, table: str, count: int) -> ForeignKeySpec:
+    """A FOREIGN KEY clause; unnamed ones get MySQL's ``<table>_ibfk_<n>`` names."""
+    reference = node.args.get("reference")
+    target = reference.this if isinstance(reference, exp.Reference) else None
+    if not isinstance(target, exp.Schema) or not isinstance(target.this, exp.Table):
+        raise SqlError(1064, "FOREIGN KEY needs REFERENCES table (columns)")
+    ref = target.this
+    options = reference.args.get("options") if isinstance(reference, exp.Reference) else None
+    return ForeignKeySpec(
+        name=name or f"{table}_ibfk_{count + 1}",
+        columns=[key_part_name(e) for e in node.expressions],
+        ref_table=ref.name,
+        ref_columns=[key_part_name(e) for e in target.expressions],
+        ref_db=ref.args["db"].name if ref.args.get("db") is not None else "",
+        actions=" ".join(str(o) for o in options or []).upper(),
+    )
+
+
 def key_part_name(node: exp.Expression) -> str:
     if isinstance(node, exp.Ordered):
         node = node.this
@@ -59,6 +77,7 @@ def key_part_name(node: exp.Expression) -> str:
 def spec_from_schema(name: str, schema: exp.Schema, tree: exp.Create) -> TableSpec:
     columns: list[ColumnSpec] = []
     indexes: list[IndexSpec] = []
+    foreign_keys: list[ForeignKeySpec] = []
     for item in schema.expressions:
         if isinstance(item, exp.ColumnDef):
             col, extra = _column_spec(item)
@@ -105,8 +124,10 @@ def spec_from_schema(name: str, schema: exp.Schema, tree: exp.Create) -> TableSp
                         else []
                     )
                     _add_index_raw(indexes, IndexSpec(item.name or cols[0], cols, "UNIQUE"))
+                elif isinstance(sub, exp.ForeignKey):
+                    foreign_keys.append(_foreign_key(sub, item.name, name, len(foreign_keys)))
         elif isinstance(item, exp.ForeignKey):
-            continue
+            foreign_keys.append(_foreign_key(item, "", name, len(foreign_keys)))
     names = {c.name.lower() for c in columns}
     for idx in indexes:
         for c in idx.columns:
@@ -117,7 +138,7 @@ def spec_from_schema(name: str, schema: exp.Schema, tree: exp.Create) -> TableSp
             for column in columns:
                 if column.name.lower() in {x.lower() for x in idx.columns}:
                     column.nullable = False
-    spec = TableSpec(name, columns, indexes)
+    spec = TableSpec(name, columns, indexes, foreign_keys=foreign_keys)
     props = tree.args.get("properties")
     if props is not None:
         for p in props.expressions:
@@ -229,6 +250,15 @@ def alter_spec(spec: TableSpec, action: exp.Expression, rename_to: str | None) -
             for idx in spec.indexes:
                 idx.columns = [c for c in idx.columns if c.lower() != name.lower()]
             spec.indexes = [i for i in spec.indexes if i.columns]
+            spec.foreign_keys = [
+                f for f in spec.foreign_keys if name.lower() not in {c.lower() for c in f.columns}
+            ]
+            return rename_to
+        if kind == "FOREIGN KEY":
+            before = len(spec.foreign_keys)
+            spec.foreign_keys = [f for f in spec.foreign_keys if f.name.lower() != name.lower()]
+            if len(spec.foreign_keys) == before:
+                raise SqlError(1091, f"Can't DROP '{name}'; check that column/key exists")
             return rename_to
         if kind in ("INDEX", "KEY"):
             before = len(spec.indexes)
@@ -286,7 +316,17 @@ def alter_spec(spec: TableSpec, action: exp.Expression, rename_to: str | None) -
         return rename_to
     if isinstance(action, exp.AddConstraint | exp.Constraint):
         for sub in action.expressions or [action.this]:
-            _alter_add_index(spec, sub)
+            if isinstance(sub, exp.Constraint) and any(
+                isinstance(e, exp.ForeignKey) for e in sub.expressions
+            ):
+                for fk in sub.expressions:
+                    spec.foreign_keys.append(
+                        _foreign_key(fk, sub.name, spec.name, len(spec.foreign_keys))
+                    )
+            elif isinstance(sub, exp.ForeignKey):
+                spec.foreign_keys.append(_foreign_key(sub, "", spec.name, len(spec.foreign_keys)))
+            else:
+                _alter_add_index(spec, sub)
         return rename_to
     if isinstance(action, exp.IndexColumnConstraint | exp.UniqueColumnConstraint | exp.PrimaryKey):
         _alter_add_index(spec, action)

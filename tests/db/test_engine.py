@@ -699,3 +699,22 @@ def test_drop_index_and_rename_table(products: Session) -> None:
     assert one(products, "SELECT COUNT(*) FROM goods") == 3
     assert errno(products, "RENAME TABLE goods TO misc") == 1050
     assert errno(products, "RENAME TABLE nothing TO x") == 1146
+
+
+def test_foreign_keys_are_kept_and_shown(session: Session) -> None:
+    session.execute("CREATE TABLE par (id INT PRIMARY KEY)")
+    session.execute(
+        "CREATE TABLE kid (id INT PRIMARY KEY, p INT, q INT, "
+        "FOREIGN KEY (p) REFERENCES par (id) ON DELETE CASCADE, "
+        "CONSTRAINT fk_q FOREIGN KEY (q) REFERENCES par (id))"
+    )
+    create = rows(session, "SHOW CREATE TABLE kid")[0][1]
+    assert (
+        "  CONSTRAINT `kid_ibfk_1` FOREIGN KEY (`p`) REFERENCES `par` (`id`) ON DELETE CASCADE"
+        in create
+    )
+    assert "  CONSTRAINT `fk_q` FOREIGN KEY (`q`) REFERENCES `par` (`id`)" in create
+    ok(session, "ALTER TABLE kid DROP FOREIGN KEY fk_q")
+    ok(session, "ALTER TABLE kid ADD CONSTRAINT fk_q2 FOREIGN KEY (q) REFERENCES par (id)")
+    create = rows(session, "SHOW CREATE TABLE kid")[0][1]
+    assert "`fk_q`" not in create and "`fk_q2`" in create
