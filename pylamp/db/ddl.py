@@ -388,3 +388,5 @@ def _rename_column(spec: TableSpec, col: ColumnSpec, new: str) -> None:
     object.__setattr__(col, "_from", old)
     for idx in spec.indexes:
         idx.columns = [new if c.lower() == old.lower() else c for c in idx.columns]
+    for fk in spec.foreign_keys:
+        fk.columns = [new if c.lower() == old.lower() else c for c in fk.columns]
