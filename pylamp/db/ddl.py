@@ -307,6 +307,8 @@ def alter_spec(spec: TableSpec, action: exp.Expression, rename_to: str | None) -
         object.__setattr__(col, "_from", col_from)
         for idx in spec.indexes:
             idx.columns = [col.name if c.lower() == old_name.lower() else c for c in idx.columns]
+        for fk in spec.foreign_keys:
+            fk.columns = [col.name if c.lower() == old_name.lower() else c for c in fk.columns]
         position = coldef.args.get("position")
         if position is not None:
             spec.columns.remove(col)
