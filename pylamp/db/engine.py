@@ -922,7 +922,11 @@ class Session:
                 1105, f"cannot open database '{db}' inside this transaction ({e})"
             ) from None
         self._attached[db] = epoch
-        self._conn.execute(f'PRAGMA "{db}".synchronous = NORMAL')
+        # With a binlog, the binlog is the redo log (fsynced before SQLite commits), so SQLite
+        # need not fsync its own commits. Without one, SQLite's commit is all there is: FULL,
+        # so an acknowledged commit survives an operating-system crash too.
+        sync = "NORMAL" if self.engine.binlog is not None else "FULL"
+        self._conn.execute(f'PRAGMA "{db}".synchronous = {sync}')
 
     def _refresh_privileges(self) -> None:
         gen = self.engine.accounts.generation

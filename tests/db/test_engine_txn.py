@@ -366,3 +366,27 @@ def test_user_and_connection_id_are_logged_as_values(session: Session, binlog: B
     session.execute("INSERT INTO t (v) VALUES (USER())")
     expected = "INSERT INTO t (v) VALUES ('root@127.0.0.1')"
     assert logged(binlog)[-1] == ([expected], False)
+
+
+@pytest.mark.parametrize(("log_bin", "expected"), [(True, 1), (False, 2)])
+def test_sqlite_fsyncs_its_own_commits_only_without_a_binlog(
+    tmp_path: Path, log_bin: bool, expected: int
+) -> None:
+    """With a binlog, it is the redo log (fsynced first), so SQLite's synchronous is NORMAL (1);
+    without one, SQLite's commit is all there is, so it is FULL (2)."""
+    binlog = Binlog(tmp_path, "db1", 1, sync=1) if log_bin else None
+    engine = Engine(tmp_path, binlog=binlog)
+    session = engine.open_session("root", "127.0.0.1")
+    try:
+        session.execute("CREATE DATABASE shop")
+        session.execute("CREATE TABLE shop.t (id INT PRIMARY KEY)")
+        session.execute("INSERT INTO shop.t VALUES (1)")
+        [result] = session.execute("SELECT 1")
+        assert isinstance(result, ResultSet)
+        level = session._conn.execute('PRAGMA "shop".synchronous').fetchone()[0]
+        assert level == expected
+    finally:
+        session.close()
+        engine.close()
+        if binlog is not None:
+            binlog.close()
