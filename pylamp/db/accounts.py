@@ -9,7 +9,6 @@ every database (``*.*``).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 import sqlite3
 import threading
@@ -17,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from pylamp.db.mysql.auth import password_hash
 from pylamp.db.results import SqlError
 from pylamp.db.sql import syntax_error, unquote_ident
 
@@ -71,11 +71,12 @@ _LOOPBACK = {"127.0.0.1", "::1", "localhost", "::ffff:127.0.0.1"}
 
 
 def native_password_hash(password: str) -> str:
-    """MySQL's stored form of a password: ``*`` + HEX(SHA1(SHA1(password))); '' for none."""
-    if not password:
-        return ""
-    stage1 = hashlib.sha1(password.encode()).digest()
-    return "*" + hashlib.sha1(stage1).hexdigest().upper()
+    """MySQL's stored form of a password: ``*`` + HEX(SHA1(SHA1(password))); '' for none.
+
+    The login check (`pylamp.db.mysql.auth`) verifies against this same form, so both use
+    its one definition.
+    """
+    return password_hash(password)
 
 
 @dataclass(frozen=True)
