@@ -10,6 +10,15 @@ Once both sockets are bound it prints one line to stdout,
 ``listening on udp HOST:PORT tcp HOST:PORT`` (the real port when ``:0`` was asked; an IPv6
 host in brackets), which supervisors and tests read. SIGHUP re-reads the zone files (a bad
 file keeps the old zone); SIGINT and SIGTERM stop it cleanly.
+
+``--workers N`` (default 1) serves with N processes sharing the port through SO_REUSEPORT
+(:mod:`pylamp.dns.workers`); the line is printed once all of them listen. Each process keeps its
+own round-robin counters: one client (one source address and port) always reaches the same
+process and sees an exact rotation; across clients the rotation is per process, as with NSD's
+servers. Only the main process watches zone files and sends NOTIFY; it passes reloads (SIGHUP,
+watched changes) on to the workers. Health checks run in every process. When a worker dies the
+main stops the others and exits with status 1, for a supervisor to restart it. A secondary runs
+as one process only.
 """
 
 from __future__ import annotations
@@ -26,6 +35,13 @@ from typing import Any
 from pylamp.config import ConfigError, DnsServerConfig, ensure_zone_file, load_topology
 from pylamp.dns.roles import server_options
 from pylamp.dns.server import DnsServer, ZoneSource
+from pylamp.dns.workers import (
+    WORKER_FLAG,
+    WorkerError,
+    WorkerPool,
+    reuse_port_supported,
+    watch_main,
+)
 from pylamp.dns.zone import ZoneError
 
 __all__ = ["main", "parse_listen"]
@@ -84,7 +100,21 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--watch", action="store_true", help="reload zone files when their serial goes up"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes serving the port together (SO_REUSEPORT; default 1)",
+    )
+    parser.add_argument(WORKER_FLAG, type=int, metavar="PID", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error(f"--workers must be at least 1, got {args.workers}")
+    if args.workers > 1 and not reuse_port_supported():
+        parser.error("--workers above 1 needs SO_REUSEPORT, which this platform does not have")
+    if args.workers > 1 and args.secondary_of is not None:
+        parser.error(_SECONDARY_REFUSED)
     if args.config is None and not args.zone and not args.secondary_of:
         parser.error(
             "give --zone FILE (and --listen), --secondary-of HOST:PORT,"
@@ -108,6 +138,12 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+_SECONDARY_REFUSED = (
+    "--workers above 1 is not supported for a secondary (its saved copy and SOA timers belong"
+    " to one process); run it with --workers 1"
+)
+
+
 def _from_config(args: argparse.Namespace) -> tuple[list[ZoneSource], str, int, dict[str, Any]]:
     """Zone files, address and role options of name server ``args.name`` in the topology.
 
@@ -129,7 +165,7 @@ def _from_config(args: argparse.Namespace) -> tuple[list[ZoneSource], str, int, 
     return zones, server.host, server.port, options
 
 
-async def _run(args: argparse.Namespace) -> int:
+async def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     options: dict[str, Any] = {}
     if args.config is not None:
         zones, host, port, options = _from_config(args)
@@ -139,19 +175,85 @@ async def _run(args: argparse.Namespace) -> int:
     if args.listen is not None:
         host, port = args.listen
     options = _standalone_options(args, options)
-    async with DnsServer(zones=zones, host=host, port=port, **options) as server:
+    worker = args.worker_of is not None
+    if args.workers > 1 and not worker and "primary" in options:
+        log.error("%s", _SECONDARY_REFUSED)
+        return 2
+    if worker:
+        options = _worker_options(options)
+    reuse_port = worker or args.workers > 1
+    async with DnsServer(
+        zones=zones, host=host, port=port, reuse_port=reuse_port, **options
+    ) as server:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, server.reload)
-        for zone in server.answerer.zones():
-            log.info("serving %s serial %d", zone.origin, zone.serial)
-        where = f"[{host}]:{server.port}" if ":" in host else f"{host}:{server.port}"
-        print(f"listening on udp {where} tcp {where}", flush=True)
-        await stop.wait()
+        pool = None
+        if args.workers > 1 and not worker:
+            pool = WorkerPool(argv, host, server.port, args.workers - 1)
+            server.roles.on_file_loaded = lambda _zone: pool.reload()
+        loop.add_signal_handler(signal.SIGHUP, lambda: _reload(server, pool))
+        if not worker:
+            for zone in server.answerer.zones():
+                log.info("serving %s serial %d", zone.origin, zone.serial)
+        try:
+            if pool is not None:
+                await pool.start()
+            where = f"[{host}]:{server.port}" if ":" in host else f"{host}:{server.port}"
+            print(f"listening on udp {where} tcp {where}", flush=True)
+            status = await _serve(stop, pool, args.worker_of)
+        except WorkerError as exc:
+            log.error("%s", exc)
+            status = 1
+        finally:
+            if pool is not None:
+                await pool.stop()
         log.info("stopping")
+    return status
+
+
+def _reload(server: DnsServer, pool: WorkerPool | None) -> None:
+    server.reload()
+    if pool is not None:
+        pool.reload()
+
+
+async def _serve(stop: asyncio.Event, pool: WorkerPool | None, main_pid: int | None) -> int:
+    """Wait for SIGINT/SIGTERM (0), a worker's death (1) or, in a worker, the main's end."""
+    waits: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]
+    if main_pid is not None:
+        waits.append(asyncio.create_task(watch_main(main_pid, stop)))
+    died = asyncio.create_task(pool.first_exit()) if pool is not None else None
+    if died is not None:
+        waits.append(died)
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
+    if died is not None and died.done() and not died.cancelled() and not stop.is_set():
+        pid, status = died.result()
+        log.error(
+            "worker %d exited with status %d; stopping the other workers and exiting with"
+            " status 1 (restart the server)",
+            pid,
+            status,
+        )
+        return 1
     return 0
+
+
+def _worker_options(options: dict[str, Any]) -> dict[str, Any]:
+    """A worker lets the same hosts transfer, but neither sends NOTIFY nor watches files."""
+    options = dict(options)
+    secondaries = options.pop("secondaries", ())
+    hosts = [host for host, _ in secondaries]
+    if hosts or options.get("allow_transfer"):
+        options["allow_transfer"] = [*options.get("allow_transfer", ()), *hosts]
+    options.pop("watch", None)
+    return options
 
 
 def _standalone_options(args: argparse.Namespace, options: dict[str, Any]) -> dict[str, Any]:
@@ -172,9 +274,12 @@ def _standalone_options(args: argparse.Namespace, options: dict[str, Any]) -> di
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _arguments(argv)
+    who = " worker %(process)d" if args.worker_of is not None else ""
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+        level=args.log_level.upper(),
+        format=f"%(asctime)s %(name)s{who} %(levelname)s %(message)s",
     )
     try:
         import uvloop
@@ -183,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         runner = uvloop.run
     try:
-        return runner(_run(args))
+        return runner(_run(args, argv))
     except (ZoneError, ConfigError) as exc:
         log.error("%s", exc)
         return 2

@@ -92,9 +92,12 @@ class ServerRoles:
                 self.secondary_zones[zone.origin] = zone
             self.notify_handler = self._notify
         self.health = HealthMonitor(answerer, tuple(health)) if health else None
+        #: Called after the watcher loaded a changed zone file (``--workers`` passes the
+        #: reload on to the worker processes, which do not watch).
+        self.on_file_loaded: Callable[[Zone], None] | None = None
         self.watcher: ZoneWatcher | None = None
         if watch:
-            self.watcher = ZoneWatcher(answerer, zone_files, on_load=lambda z: self.zone_loaded(z))
+            self.watcher = ZoneWatcher(answerer, zone_files, on_load=self._file_loaded)
 
     async def start(self) -> None:
         """Load saved copies, start the loops, send the start-up NOTIFY."""
@@ -136,6 +139,11 @@ class ServerRoles:
             return
         if old is None or serial_gt(zone.serial, old.serial):
             self.primary.notify(zone.origin)
+
+    def _file_loaded(self, zone: Zone) -> None:
+        self.zone_loaded(zone)
+        if self.on_file_loaded is not None:
+            self.on_file_loaded(zone)
 
     def _notify(self, query: bytes, peer_host: str) -> bytes | None:
         """NOTIFY for one of our secondary zones goes to it; other zones get NOTAUTH."""

@@ -130,6 +130,10 @@ class DnsServer:
     secondary of those zones (:meth:`refresh` checks them now); ``health=[HealthConfig]``
     filters load-balanced names by health checks (:meth:`check_health` runs a round now);
     ``watch=True`` reloads zone files when they change and their serial goes up.
+
+    ``reuse_port=True`` binds both sockets with ``SO_REUSEPORT``, so several processes can
+    serve the same port (``python -m pylamp.dns --workers N``); the kernel spreads clients
+    over them by address, each client staying with one process.
     """
 
     def __init__(
@@ -147,8 +151,12 @@ class DnsServer:
         data_dir: str | os.PathLike[str] | None = None,
         health: Iterable[HealthConfig] = (),
         watch: bool = False,
+        reuse_port: bool = False,
     ) -> None:
+        if reuse_port and not hasattr(socket, "SO_REUSEPORT"):
+            raise ValueError("reuse_port: this platform has no SO_REUSEPORT")
         self.host = host
+        self.reuse_port = reuse_port
         self.requested_port = port
         self.max_udp_size = max_udp_size
         self.tcp_idle_timeout = tcp_idle_timeout
@@ -223,7 +231,11 @@ class DnsServer:
             port = sock.getsockname()[1]
             try:
                 self._tcp = await asyncio.start_server(
-                    self._serve_tcp, self.host, port, reuse_address=True
+                    self._serve_tcp,
+                    self.host,
+                    port,
+                    reuse_address=True,
+                    reuse_port=self.reuse_port or None,
                 )
             except OSError as exc:
                 sock.close()
@@ -248,6 +260,8 @@ class DnsServer:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _UDP_RCVBUF)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _UDP_RCVBUF)
+            if self.reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((self.host, port))
             sock.setblocking(False)
         except BaseException:
