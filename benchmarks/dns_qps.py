@@ -10,7 +10,9 @@ pylamp/dnslib, and pylamp's memory.
     .venv/bin/python benchmarks/dns_qps.py            # full run (~3 minutes)
     .venv/bin/python benchmarks/dns_qps.py --quick    # a short run
 
-pylamp runs as ``python -m pylamp.dns`` (on uvloop when installed), BIND as
+pylamp runs as ``python -m pylamp.dns`` (on uvloop when installed), once with one process
+("pylamp") and once with ``--workers 2`` ("pylamp-2w": two processes sharing the port with
+SO_REUSEPORT, CPU time summed over both), BIND as
 ``named -g`` with ``recursion no`` and ``rrset-order { order cyclic; }`` (its default
 thread count), dnslib as ``DNSServer(ZoneResolver(...))``. Needs ``dnsperf`` and
 ``named`` on PATH; a server that is missing is reported and skipped.
@@ -115,7 +117,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def pylamp_server(zone: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+def pylamp_server(zone: Path, workers: int = 1) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -127,6 +129,8 @@ def pylamp_server(zone: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
             "127.0.0.1:0",
             "--log-level",
             "WARNING",
+            "--workers",
+            str(workers),
         ],
         stdout=subprocess.PIPE,
         cwd=ROOT,
@@ -197,9 +201,18 @@ def dnslib_server(zone: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system, all threads) a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time (user + system, all threads) a process and its children have used so far."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def dnsperf(
@@ -277,7 +290,10 @@ def main(argv: list[str] | None = None) -> int:
         zone.write_text(zone_text(topology, topology.zones[0], serial=2006032801))
         queries = work / "queries.txt"
         query_file(queries)
-        servers = {"pylamp": lambda: pylamp_server(zone)}
+        servers = {
+            "pylamp": lambda: pylamp_server(zone),
+            "pylamp-2w": lambda: pylamp_server(zone, workers=2),
+        }
         if shutil.which("named"):
             servers["bind"] = lambda: bind_server(zone, work)
         else:
@@ -307,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
             results[key] = sorted(done, key=lambda r: r.qps)[len(done) // 2]
 
         print(
-            f"{'server':8} {'-c':>3} {'-q':>5} {'qps':>10} {'avg ms':>8} {'sent':>9} "
+            f"{'server':10} {'-c':>3} {'-q':>5} {'qps':>10} {'avg ms':>8} {'sent':>9} "
             f"{'lost':>6} {'cpu us/q':>8}  {'vs BIND':>8} {'vs dnslib':>10}"
         )
         for clients, outstanding in settings:
@@ -318,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
                 vs_bind = f"{r.qps / base.qps:7.2f}x" if base and base.qps else "-"
                 vs_dnslib = f"{r.qps / slow.qps:9.1f}x" if slow and slow.qps else "-"
                 print(
-                    f"{name:8} {clients:>3} {outstanding:>5} {r.qps:>10.0f} "
+                    f"{name:10} {clients:>3} {outstanding:>5} {r.qps:>10.0f} "
                     f"{r.latency_ms:>8.3f} {r.sent:>9} {r.lost:>6} {r.cpu_us:>8.1f}  "
                     f"{vs_bind:>8} {vs_dnslib:>10}"
                 )

@@ -19,8 +19,10 @@ def test_dns_qps_benchmark_quick_runs() -> None:
         check=True,
     ).stdout
     rows = {
-        m.group(1): m for m in re.finditer(r"^(pylamp|bind|dnslib)\s+8\s+500\s+(\d+)", out, re.M)
+        m.group(1): m
+        for m in re.finditer(r"^(pylamp|pylamp-2w|bind|dnslib)\s+8\s+500\s+(\d+)", out, re.M)
     }
-    assert set(rows) == {"pylamp", "bind", "dnslib"}, out
+    assert set(rows) == {"pylamp", "pylamp-2w", "bind", "dnslib"}, out
     assert int(rows["pylamp"].group(2)) > 0
+    assert int(rows["pylamp-2w"].group(2)) > 0
     assert re.search(r"pylamp server memory: [\d.]+ MB RSS", out)
