@@ -130,6 +130,8 @@ class Binlog:
         self.preallocate = preallocate
         self._unsynced = 0
         self._next_xid = 1
+        self._last: tuple[int, Position] | None = None
+        """(start, end) of the last transaction appended, for :meth:`undo`."""
         self.truncated_bytes = 0
         """How many bytes of torn tail were cut off when this log was opened."""
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -352,6 +354,7 @@ class Binlog:
         *,
         ddl: bool = False,
         thread_id: int = 0,
+        rotate: bool = True,
     ) -> Position:
         """Log one committed transaction durably (per ``sync``); return its end position.
 
@@ -359,7 +362,10 @@ class Binlog:
         current database changed inside the transaction. A normal transaction is written as
         BEGIN, the statements, XID; with ``ddl`` each statement is written alone (DDL commits
         implicitly in MySQL). Everything goes out in one write, then fsync, so a crash leaves
-        at most a torn tail that the next open cuts off.
+        at most a torn tail that the next open cuts off. ``thread_id`` is the client
+        connection's id (shown by mysqlbinlog). With ``rotate=False`` a full file is not
+        rotated here: the caller calls :meth:`rotate_if_full` once it has committed, so that
+        until then :meth:`undo` can still take the transaction back.
         """
         stmts = [
             s if isinstance(s, LoggedStatement) else LoggedStatement(db, s) for s in statements
@@ -406,9 +412,37 @@ class Binlog:
                 self._pos = self._allocated = start
                 raise
             end = Position(self._file, self._pos)
-            if self._pos >= self.max_size:
-                self.rotate()
+            self._last = (start, end)
+            if rotate:
+                self.rotate_if_full()
             return end
+
+    def rotate_if_full(self) -> None:
+        """Rotate when the current file has reached ``max_size``."""
+        with self._lock:
+            if self._fd is not None and self._pos >= self.max_size:
+                self.rotate()
+
+    def undo(self, end: tuple[str, int]) -> None:
+        """Take back the last transaction appended, which ended at ``end``, because the
+        caller's commit failed: the file is cut back to where it began (and fsynced).
+
+        Raises BinlogError when ``end`` is not the end of the log any more.
+        """
+        with self._lock:
+            self._check_open()
+            assert self._fd is not None
+            if self._last is None or tuple(self._last[1]) != tuple(end):
+                raise BinlogError(f"cannot undo {end}: not the last transaction appended")
+            if (self._file, self._pos) != tuple(end):
+                raise BinlogError(f"cannot undo {end}: the log has moved on")
+            start = self._last[0]
+            os.ftruncate(self._fd, start)
+            if self.sync:
+                os.fdatasync(self._fd)
+            self._pos = self._allocated = start
+            self._last = None
+            self._unsynced = 0
 
     # -- reading -----------------------------------------------------------------------------
 

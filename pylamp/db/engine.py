@@ -16,7 +16,10 @@ the first write on they see the transaction's own snapshot.
 Commit path (the binlog is the redo log): inside the writer lock, right before SQLite's COMMIT,
 the transaction's determinised statements go to ``binlog.append_transaction`` (appended and
 fsynced), and the returned end position is written into ``_pylamp_meta`` of every database the
-transaction touched, in the same SQLite transaction.  :meth:`Engine.recover` re-applies
+transaction touched, in the same SQLite transaction; should SQLite's COMMIT still fail, the
+append is undone (``binlog.undo``) so that the binlog never holds a transaction the tables do
+not.  WAL checkpoints run in a background thread (:meth:`Engine.note_commit`) instead of inline
+in a committing writer.  :meth:`Engine.recover` re-applies
 complete transactions past each database's stored position (:meth:`Session.apply_logged`).
 Clients, recovery and a replica (:func:`apply_statement`) all run statements through the same
 ``Session.execute`` path, so a logged statement is applied exactly as it first ran.
@@ -97,6 +100,9 @@ _RESERVED = _SYSTEM_DBS | {"main", "temp"}
 _DB_NAME = re.compile(r"[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}")
 _LOCK_WAIT_TIMEOUT = 50.0  # seconds, MySQL's innodb_lock_wait_timeout
 _CACHE_LIMIT = 20000
+_CHECKPOINT_EVERY = 256  # commits to a database between background WAL checkpoints
+_CHECKPOINT_IDLE_S = 1.0  # ... or this long after the last one
+_CHECKPOINT_LOCK_WAIT_S = 0.5
 _MAX_PARAMETERS = 30000  # SQLite allows 32766 parameters per statement
 _MAX_CACHED_LITERALS = 2000
 _PLACEHOLDER = re.compile(r":l(\d+)\b")
@@ -255,8 +261,19 @@ class BinlogWriter(Protocol):
     """What the engine needs from the binary log (pylamp.db.binlog.Binlog provides it)."""
 
     def append_transaction(
-        self, db: str, statements: Sequence[Any], timestamp: float, *, ddl: bool = False
+        self,
+        db: str,
+        statements: Sequence[Any],
+        timestamp: float,
+        *,
+        ddl: bool = False,
+        thread_id: int = 0,
+        rotate: bool = True,
     ) -> tuple[str, int]: ...
+
+    def undo(self, end: tuple[str, int]) -> None: ...
+
+    def rotate_if_full(self) -> None: ...
 
     def position(self) -> tuple[str, int]: ...
 
@@ -544,6 +561,12 @@ class Engine:
         self._shapes: dict[tuple[str | None, str], _ShapeInfo] = {}
         self._compiled: dict[tuple[Any, ...], _Compiled] = {}
         self._next_conn_id = 0
+        self.files_lock = threading.Lock()
+        """Held while a database file is opened by the checkpointer or deleted by DROP."""
+        self._ckpt = threading.Condition()
+        self._ckpt_dirty: dict[str, int] = {}
+        self._ckpt_thread: threading.Thread | None = None
+        self._ckpt_stop = False
         self.status: dict[str, int] = {"Questions": 0, "Com_commit": 0, "Com_rollback": 0}
         self.started = clock()
         self.accounts = Accounts(self.data_dir / "mysql.sqlite")
@@ -581,7 +604,79 @@ class Engine:
 
     def close(self) -> None:
         """Release the system database (sessions should be closed first)."""
+        with self._ckpt:
+            self._ckpt_stop = True
+            thread = self._ckpt_thread
+            self._ckpt.notify_all()
+        if thread is not None:
+            thread.join()
         self.accounts.close()
+
+    def note_commit(self, dbs: Iterable[str]) -> None:
+        """Count a commit to ``dbs`` for the background WAL checkpointer.
+
+        Sessions turn SQLite's automatic checkpoint off: run inline it costs the committing
+        writer a copy and an fsync of the database file every few hundred commits. A thread
+        (started on demand, ending when idle) checkpoints PASSIVE from its own connection
+        instead, every ``_CHECKPOINT_EVERY`` commits to a database or after a second without.
+        """
+        with self._ckpt:
+            if self._ckpt_stop:
+                return
+            due = False
+            for db in dbs:
+                n = self._ckpt_dirty.get(db, 0) + 1
+                self._ckpt_dirty[db] = n
+                due = due or n >= _CHECKPOINT_EVERY
+            if self._ckpt_thread is None:
+                self._ckpt_thread = threading.Thread(
+                    target=self._checkpointer, name="pylamp-db-checkpoint", daemon=True
+                )
+                self._ckpt_thread.start()
+            elif due:
+                self._ckpt.notify()
+
+    def _checkpointer(self) -> None:
+        while True:
+            with self._ckpt:
+                if not self._ckpt_stop and not any(
+                    n >= _CHECKPOINT_EVERY for n in self._ckpt_dirty.values()
+                ):
+                    self._ckpt.wait(_CHECKPOINT_IDLE_S)
+                if self._ckpt_stop or not self._ckpt_dirty:
+                    self._ckpt_thread = None
+                    return
+                dbs = list(self._ckpt_dirty)
+                self._ckpt_dirty.clear()
+            for db in dbs:
+                self._checkpoint(db)
+
+    def _checkpoint(self, db: str) -> None:
+        # first the bulk of the copying while writers go on, then the few frames they added
+        # meanwhile under the writer lock: only a fully copied WAL starts over from its
+        # beginning at the next write, so without the second step a busy WAL would grow
+        self._checkpoint_file(db)
+        if self.writer_lock.acquire(timeout=_CHECKPOINT_LOCK_WAIT_S):
+            try:
+                self._checkpoint_file(db)
+            finally:
+                self.writer_lock.release()
+
+    def _checkpoint_file(self, db: str) -> None:
+        with self.files_lock:
+            path = self.db_path(db)
+            if not path.exists():
+                return
+            try:
+                conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None)
+            except sqlite3.Error:
+                return
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as e:
+                log.debug("checkpoint of %s failed: %s", db, e)
+            finally:
+                conn.close()
 
     def databases(self) -> list[str]:
         """Names of the user databases, sorted."""
@@ -624,13 +719,16 @@ class Engine:
             self._shapes.clear()
             self._catalog.clear()
 
-    def store_positions(self, position: tuple[str, int]) -> None:
-        """Store ``position`` as every database's binlog position (after RESET MASTER)."""
-        for db in self.databases():
+    def store_positions(
+        self, position: tuple[str, int], key: str = "binlog", dbs: Iterable[str] | None = None
+    ) -> None:
+        """Store ``position`` as the position under ``key`` of ``dbs`` (default: every
+        database; after RESET MASTER, or after recovery)."""
+        for db in self.databases() if dbs is None else dbs:
             conn = sqlite3.connect(str(self.db_path(db)), isolation_level=None)
             try:
                 conn.execute("PRAGMA busy_timeout = 10000")
-                _write_position(conn, "main", position)
+                _write_position(conn, "main", position, key)
             finally:
                 conn.close()
 
@@ -650,6 +748,7 @@ class Engine:
         transactions: Callable[[tuple[str, int] | None], Iterable[Any]],
         *,
         key: str = "binlog",
+        up_to: tuple[str, int] | None = None,
     ) -> int:
         """Re-apply logged transactions that the database files do not have yet.
 
@@ -660,6 +759,11 @@ class Engine:
         transactions were (partly) re-applied.  ``key`` names the stored positions to compare
         with ("binlog" for this server's own log; a replica applying its master's log can keep
         those positions under another key).
+
+        ``up_to`` is the end of the log (its position when nothing can write to it): once
+        every transaction has been re-applied, every database has all of the log, so it is
+        stored as each one's position under ``key``; the next recovery then starts there
+        instead of at the last transaction that happened to touch a rarely written database.
         """
         positions = self.positions(key)
         known = [p for p in positions.values() if p is not None]
@@ -679,6 +783,10 @@ class Engine:
                         positions.update(dict.fromkeys(session.applied_dbs, end))
         finally:
             session.close()
+        if up_to is not None:
+            end = (up_to[0], up_to[1])
+            stale = [db for db, pos in self.positions(key).items() if pos is None or pos < end]
+            self.store_positions(end, key, stale)
         return count
 
     # -- catalog -----------------------------------------------------------------------------
@@ -812,6 +920,7 @@ class Session:
         self._closed = False
         self._conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA busy_timeout = 10000")
+        self._conn.execute("PRAGMA wal_autocheckpoint = 0")  # the engine's thread does it
         # attached now: ATTACH is impossible inside a transaction; filled when queried
         self._conn.execute("ATTACH DATABASE ':memory:' AS information_schema")
         register_functions(self._conn)
@@ -1898,24 +2007,47 @@ class Session:
         if not self._holds_writer:
             self.in_transaction = False
             return
+        binlog = self.engine.binlog
+        position: tuple[str, int] | None = None
         try:
             if self._txn_statements and not self.replaying:
-                position = self._log(self._txn_statements, ddl=False)
+                position = self._log(self._txn_statements, ddl=False, rotate=False)
                 if position is not None:
                     self._store_position(position, self._txn_dbs)
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except BaseException as e:
+                if position is not None and binlog is not None:
+                    # the tables roll back: the binlog must not keep (and recovery must not
+                    # re-apply) the transaction
+                    binlog.undo(position)
+                if isinstance(e, sqlite3.Error):
+                    raise SqlError(1180, f"Got error during COMMIT ({e})") from None
+                raise
+            self.engine.note_commit(self._txn_dbs)
         except BaseException:
             self._rollback()
             raise
         finally:
             self._end_txn()
+        if position is not None and binlog is not None:
+            binlog.rotate_if_full()
 
-    def _log(self, statements: list[tuple[str, str]], *, ddl: bool) -> tuple[str, int] | None:
+    def _log(
+        self, statements: list[tuple[str, str]], *, ddl: bool, rotate: bool = True
+    ) -> tuple[str, int] | None:
         binlog = self.engine.binlog
         if binlog is None:
             return None
         stmts = [LoggedStatement(db, text) for db, text in statements]
-        pos = binlog.append_transaction(statements[0][0], stmts, self._now, ddl=ddl)
+        pos = binlog.append_transaction(
+            statements[0][0],
+            stmts,
+            self._now,
+            ddl=ddl,
+            thread_id=self.connection_id,
+            rotate=rotate,
+        )
         return (pos[0], pos[1])
 
     def _store_position(self, position: tuple[str, int], dbs: Iterable[str]) -> None:
@@ -2139,8 +2271,9 @@ class Session:
                 self._conn.execute(f'DETACH DATABASE "{name}"')
                 del self._attached[name]
             path = self.engine.db_path(name)
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(path) + suffix).unlink(missing_ok=True)
+            with self.engine.files_lock:  # not while the checkpointer has the file open
+                for suffix in ("", "-wal", "-shm"):
+                    Path(str(path) + suffix).unlink(missing_ok=True)
             self.engine.forget_db(name)
         self.engine.bump_epoch(name)
         self.engine.invalidate()

@@ -234,7 +234,7 @@ class SqlServer:
             },
         )
         if binlog is not None:
-            engine.recover(binlog.transactions_after)
+            engine.recover(binlog.transactions_after, up_to=binlog.position())
         self._binlog = binlog
         return engine
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pylamp.db.binlog import Binlog
+from pylamp.db.binlog import Binlog, BinlogError
+from pylamp.db.binlog_events import Query
 from pylamp.db.engine import Engine, Session, apply_statement
 from pylamp.db.results import ResultSet, SqlError
 
@@ -390,3 +392,142 @@ def test_sqlite_fsyncs_its_own_commits_only_without_a_binlog(
         engine.close()
         if binlog is not None:
             binlog.close()
+
+
+class _FailingCommit:
+    """The session's SQLite connection, except that the next COMMIT fails (as a full disk
+    or an I/O error would make it fail)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.armed = True
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql == "COMMIT" and self.armed:
+            self.armed = False
+            raise sqlite3.OperationalError("disk I/O error")
+        return self.conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+@pytest.mark.parametrize("explicit", [False, True])
+def test_a_failed_sqlite_commit_takes_the_binlog_append_back(
+    tmp_path: Path, engine: Engine, session: Session, binlog: Binlog, explicit: bool
+) -> None:
+    session.execute("INSERT INTO t (v) VALUES ('kept')")
+    before_pos, before_txns = binlog.position(), logged(binlog)
+    real = session._conn
+    session._conn = _FailingCommit(real)  # type: ignore[assignment]
+    with pytest.raises(SqlError) as err:
+        if explicit:
+            session.execute("BEGIN; INSERT INTO t (v) VALUES ('lost'); COMMIT")
+        else:
+            session.execute("INSERT INTO t (v) VALUES ('lost')")
+    assert err.value.errno == 1180
+    session._conn = real
+    assert binlog.position() == before_pos and logged(binlog) == before_txns
+    assert count(session) == 1 and not session.in_transaction
+    session.execute("INSERT INTO t (v) VALUES ('after')")  # the writer lock was released
+    assert logged(binlog)[-1][0] == ["INSERT INTO t (v) VALUES ('after')"]
+    session.close()
+    # recovery finds nothing to re-apply: the binlog and the tables agree
+    assert engine.recover(binlog.transactions_after) == 0
+    check = engine.open_session("root", "127.0.0.1")
+    check.use("shop")
+    result = check.execute("SELECT v FROM t ORDER BY id")[0]
+    assert isinstance(result, ResultSet) and result.rows == [("kept",), ("after",)]
+    check.close()
+
+
+def test_undo_after_a_full_file_keeps_the_transaction_in_that_file(tmp_path: Path) -> None:
+    log = Binlog(tmp_path, "db1", 1, sync=1, max_size=4096)
+    first = log.position()
+    end = log.append_transaction(
+        "d", ["INSERT INTO t VALUES ('" + "x" * 5000 + "')"], CLOCK, rotate=False
+    )
+    assert end.file == first.file and log.position() == end  # not rotated yet
+    log.undo(end)
+    assert log.position() == first and list(log.transactions_after(None)) == []
+    with pytest.raises(BinlogError):
+        log.undo(end)  # once only
+    end = log.append_transaction(
+        "d", ["INSERT INTO t VALUES ('" + "x" * 5000 + "')"], CLOCK, rotate=False
+    )
+    log.rotate_if_full()
+    assert log.position().file != first.file
+    with pytest.raises(BinlogError):
+        log.undo(end)  # the log has moved on
+    log.close()
+
+
+def test_query_events_carry_the_connection_id(session: Session, binlog: Binlog) -> None:
+    session.execute("INSERT INTO t (v) VALUES ('a')")
+    other = session.engine.open_session("root", "127.0.0.1")
+    other.execute("INSERT INTO shop.t (v) VALUES ('b')")
+    ids = [
+        event.payload.thread_id
+        for _, event in binlog.read_events(binlog.position().file)
+        if isinstance(event.payload, Query)
+    ]
+    assert other.connection_id != session.connection_id
+    # each transaction: BEGIN and the INSERT (the XID event has no thread id)
+    assert ids[-4:] == [session.connection_id] * 2 + [other.connection_id] * 2
+    assert 0 not in ids
+    other.close()
+
+
+def test_recovery_stores_the_end_of_the_log_except_under_other_keys(tmp_path: Path) -> None:
+    binlog = Binlog(tmp_path, "db1", 1, sync=1)
+    engine = Engine(tmp_path, binlog=binlog, clock=lambda: CLOCK)
+    s = engine.open_session("root", "127.0.0.1")
+    s.execute("CREATE DATABASE quiet; CREATE DATABASE busy")
+    s.execute("CREATE TABLE quiet.t (a INT); CREATE TABLE busy.t (a INT)")
+    s.execute("INSERT INTO quiet.t VALUES (1)")
+    for i in range(3):
+        s.execute(f"INSERT INTO busy.t VALUES ({i})")
+    s.close()
+    engine.store_positions(("master-bin.000007", 1234), key="master")
+    engine.close()
+    binlog.close()
+    # a crash after an append: recovery re-applies it, then every database has the whole log
+    binlog = Binlog(tmp_path, "db1", 1, sync=1)
+    binlog.append_transaction("quiet", ["INSERT INTO t VALUES (2)"], CLOCK)
+    engine = Engine(tmp_path, binlog=binlog, clock=lambda: CLOCK)
+    seen: list[Any] = []
+
+    def transactions(after: Any) -> Any:
+        seen.append(after)
+        return binlog.transactions_after(after)
+
+    assert engine.recover(transactions, up_to=binlog.position()) == 1
+    assert engine.positions() == {"busy": binlog.position(), "quiet": binlog.position()}
+    assert engine.positions("master") == dict.fromkeys(
+        ["busy", "quiet"], ("master-bin.000007", 1234)
+    )
+    assert engine.recover(transactions, up_to=binlog.position()) == 0
+    assert seen[-1] == binlog.position()  # the next start reads nothing old
+    s = engine.open_session("root", "127.0.0.1")
+    result = s.execute("SELECT a FROM quiet.t ORDER BY a")[0]
+    assert isinstance(result, ResultSet) and result.rows == [(1,), (2,)]
+    s.close()
+    engine.close()
+    binlog.close()
+
+
+def test_wal_is_checkpointed_in_the_background(engine: Engine, session: Session) -> None:
+    assert session._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    for i in range(300):
+        session.execute(f"INSERT INTO t (v) VALUES ('{i}')")
+    deadline = time.monotonic() + 30
+    while engine._ckpt_thread is not None:  # it ends once idle, after its last checkpoint
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    # the WAL was copied into the database file completely, so the next write starts it over
+    session.execute("INSERT INTO t (v) VALUES ('last')")
+    check = sqlite3.connect(engine.db_path("shop"))
+    busy, frames, _ = check.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    check.close()
+    assert busy == 0 and frames < 10
+    assert count(session) == 301
