@@ -592,15 +592,21 @@ class Engine:
         found = self.accounts.find(user, host)
         return None if found is None else found[1]
 
-    def open_session(self, user: str, host: str) -> Session:
-        """A new client session for an authenticated login."""
+    def open_session(self, user: str, host: str, connection_id: int | None = None) -> Session:
+        """A new client session for an authenticated login.
+
+        ``connection_id`` is the id the wire layer gave the connection (its handshake and
+        SHOW PROCESSLIST show it; CONNECTION_ID() and the binlog's thread id use it too);
+        without one the engine numbers sessions itself.
+        """
         found = self.accounts.find(user, host)
         if found is None:
             raise SqlError(1045, f"Access denied for user '{user}'@'{host}'")
-        with self._state_lock:
-            self._next_conn_id += 1
-            conn_id = self._next_conn_id
-        return Session(self, user, host, found[0], conn_id)
+        if connection_id is None:
+            with self._state_lock:
+                self._next_conn_id += 1
+                connection_id = self._next_conn_id
+        return Session(self, user, host, found[0], connection_id)
 
     def close(self) -> None:
         """Release the system database (sessions should be closed first)."""

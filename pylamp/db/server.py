@@ -79,7 +79,9 @@ class EngineLike(Protocol):
     """The SQL engine of one server, as the server needs it."""
 
     def password_hash(self, user: str, host: str) -> str | None: ...
-    def open_session(self, user: str, host: str) -> SessionLike: ...
+    def open_session(
+        self, user: str, host: str, connection_id: int | None = None
+    ) -> SessionLike: ...
     def close(self) -> None: ...
 
 
@@ -405,7 +407,9 @@ class _Client:
                 assert self.session is not None
                 database = getattr(self.session, "db", None)
                 self.session.close()
-                self.session = self.server.engine.open_session(self.user, self.host)
+                self.session = self.server.engine.open_session(
+                    self.user, self.host, self.connection_id
+                )
                 if database:
                     self.session.use(database)
                 conn.send(Ok(status=self._status()))
@@ -428,7 +432,7 @@ class _Client:
             using = "YES" if login.auth_response else "NO"
             who = f"'{login.user}'@'{_host_name(self.host)}'"
             return Error(1045, "28000", f"Access denied for user {who} (using password: {using})")
-        self.session = engine.open_session(login.user, self.host)
+        self.session = engine.open_session(login.user, self.host, self.connection_id)
         if login.database:
             self.session.use(login.database)
         return Ok(status=self._status())

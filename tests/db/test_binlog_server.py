@@ -149,3 +149,34 @@ async def test_reset_master_and_rotation_by_size(tmp_path: Path) -> None:
                 assert cur.fetchone() == (41,)
 
         await asyncio.to_thread(check)
+
+
+async def test_connection_id_is_the_handshakes_everywhere(tmp_path: Path) -> None:
+    async with SqlServer(tmp_path, port=0, log_bin="db1", server_id=9) as db:
+
+        def work() -> tuple[list[int], list[int]]:
+            ids = []
+            for _ in range(2):
+                with _connect(db) as conn, conn.cursor() as cur:
+                    cur.execute("CREATE DATABASE IF NOT EXISTS shop")
+                    cur.execute("CREATE TABLE IF NOT EXISTS shop.t (a INT)")
+                    cur.execute("SELECT CONNECTION_ID()")
+                    (row,) = cur.fetchall()
+                    assert row[0] == conn.thread_id()
+                    cur.execute("INSERT INTO shop.t VALUES (CONNECTION_ID())")
+                    ids.append(conn.thread_id())
+            with _connect(db) as conn, conn.cursor() as cur:
+                cur.execute("SELECT a FROM shop.t")
+                stored = [r[0] for r in cur.fetchall()]
+            return ids, stored
+
+        ids, stored = await asyncio.to_thread(work)
+        assert stored == ids and ids[0] != ids[1]
+    out = subprocess.run(
+        ["mysqlbinlog", str(tmp_path / "db1-bin.000001")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    # every QUERY event carries the id of the connection that ran it
+    assert sorted({int(t) for t in re.findall(r"\bthread_id=(\d+)", out)}) == sorted(ids)
