@@ -4,50 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import re
 import signal
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import dns.asyncquery
 import dns.message
 import dns.rcode
+from dns_process import TIMEOUT, running, spawn
 from dns_testzones import FOO_ZONE
 
 from pylamp.config import default_topology, dump_topology
-
-TIMEOUT = 20.0
-READY = re.compile(rb"listening on udp (\S+):(\d+) tcp (\S+):(\d+)")
-
-
-async def spawn(*args: str) -> asyncio.subprocess.Process:
-    """`python -m pylamp.dns ARGS` with stdout and stderr piped."""
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pylamp.dns",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-
-@asynccontextmanager
-async def running(*args: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
-    proc = await spawn(*args)
-    try:
-        assert proc.stdout is not None
-        line = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)
-        match = READY.search(line)
-        assert match, line
-        assert match.group(2) == match.group(4)
-        yield proc, int(match.group(2))
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
 
 async def query(port: int, name: str) -> dns.message.Message:

@@ -5,70 +5,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import re
 import signal
 import socket
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import dns.message
 import dns.query
 import dns.rcode
 from dns_polling import until
+from dns_process import TIMEOUT, children, running, spawn
 from dns_testzones import FOO_ZONE
 
 from pylamp.config import default_topology, dump_topology
 
-TIMEOUT = 30.0
-READY = re.compile(rb"listening on udp (\S+):(\d+) tcp (\S+):(\d+)")
 WWW = ["127.0.2.1", "127.0.2.2", "127.0.2.3"]
-
-
-async def spawn(*args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pylamp.dns",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-
-@asynccontextmanager
-async def running(*args: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
-    """The server started with ARGS, once it printed its listening line; killed at the end."""
-    proc = await spawn(*args)
-    try:
-        assert proc.stdout is not None
-        line = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)
-        match = READY.search(line)
-        assert match, line
-        assert match.group(2) == match.group(4)
-        yield proc, int(match.group(2))
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        for child in children(proc.pid):
-            os.kill(child, signal.SIGKILL)
-
-
-def children(pid: int) -> list[int]:
-    """Process ids whose parent is ``pid``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
 
 
 def socket_inodes(table: str, port: int, state: str | None = None) -> set[str]:
