@@ -102,7 +102,8 @@ _LOCK_WAIT_TIMEOUT = 50.0  # seconds, MySQL's innodb_lock_wait_timeout
 _CACHE_LIMIT = 20000
 _CHECKPOINT_EVERY = 256  # commits to a database between background WAL checkpoints
 _CHECKPOINT_IDLE_S = 1.0  # ... or this long after the last one
-_CHECKPOINT_LOCK_WAIT_S = 0.5
+_CHECKPOINT_LOCK_WAIT_S = 0.05
+_WAL_RESTART_FRAMES = 4096  # pages: 16 MiB
 _MAX_PARAMETERS = 30000  # SQLite allows 32766 parameters per statement
 _MAX_CACHED_LITERALS = 2000
 _PLACEHOLDER = re.compile(r":l(\d+)\b")
@@ -658,17 +659,10 @@ class Engine:
                 self._checkpoint(db)
 
     def _checkpoint(self, db: str) -> None:
-        # first the bulk of the copying while writers go on, then the few frames they added
-        # meanwhile under the writer lock: only a fully copied WAL starts over from its
-        # beginning at the next write, so without the second step a busy WAL would grow
-        self._checkpoint_file(db)
-        if self.writer_lock.acquire(timeout=_CHECKPOINT_LOCK_WAIT_S):
-            try:
-                self._checkpoint_file(db)
-            finally:
-                self.writer_lock.release()
-
-    def _checkpoint_file(self, db: str) -> None:
+        # First the bulk of the copying while writers go on; once the WAL is long, also the
+        # few frames they added meanwhile, under the writer lock: only a fully copied WAL
+        # starts over from its beginning at the next write, so a busy WAL would keep growing.
+        # DROP DATABASE takes the writer lock, then files_lock: hence the short wait here.
         with self.files_lock:
             path = self.db_path(db)
             if not path.exists():
@@ -678,7 +672,14 @@ class Engine:
             except sqlite3.Error:
                 return
             try:
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                if frames > _WAL_RESTART_FRAMES and self.writer_lock.acquire(
+                    timeout=_CHECKPOINT_LOCK_WAIT_S
+                ):
+                    try:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    finally:
+                        self.writer_lock.release()
             except sqlite3.Error as e:
                 log.debug("checkpoint of %s failed: %s", db, e)
             finally:
