@@ -33,7 +33,6 @@ from pylamp.db.binlog_events import (
     FormatDescription,
     LoggedStatement,
     Position,
-    Query,
     Rotate,
     Stop,
     Transaction,
@@ -42,6 +41,7 @@ from pylamp.db.binlog_events import (
     decode_event,
     decode_header,
     encode_event,
+    encode_queries,
 )
 
 __all__ = ["DEFAULT_SERVER_VERSION", "Binlog", "BinlogError", "Position"]
@@ -376,30 +376,27 @@ class Binlog:
         micros = min(round((timestamp - seconds) * 1e6), 999_999)
         with self._lock:
             self._check_open()
-            pos = self._pos
-            parts: list[bytes] = []
-
-            def add(payload: Query | Xid, flags: int = 0) -> None:
-                nonlocal pos
-                data = encode_event(
-                    payload, timestamp=seconds, server_id=self.server_id, position=pos, flags=flags
-                )
-                parts.append(data)
-                pos += len(data)
-
             if ddl:
-                for s in stmts:
-                    add(Query(s.db, s.sql, thread_id, microseconds=micros))
+                queries = [(s.db, s.sql, 0) for s in stmts]
+                xid = None
             else:
                 # as MySQL writes it: BEGIN carries the database but is shown without "use"
-                add(Query(stmts[0].db, "BEGIN", thread_id, microseconds=micros), SUPPRESS_USE)
-                for s in stmts:
-                    add(Query(s.db, s.sql, thread_id, microseconds=micros))
-                add(Xid(self._next_xid))
+                queries = [(stmts[0].db, "BEGIN", SUPPRESS_USE)]
+                queries += [(s.db, s.sql, 0) for s in stmts]
+                xid = self._next_xid
                 self._next_xid += 1
+            data = encode_queries(
+                queries,
+                thread_id=thread_id,
+                timestamp=seconds,
+                microseconds=micros,
+                server_id=self.server_id,
+                position=self._pos,
+                xid=xid,
+            )
             start = self._pos
             try:
-                self._write(b"".join(parts))
+                self._write(data)
                 self._unsynced += 1
                 if self.sync and self._unsynced >= self.sync:
                     assert self._fd is not None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import NamedTuple
@@ -47,6 +48,7 @@ __all__ = [
     "decode_event",
     "decode_header",
     "encode_event",
+    "encode_queries",
     "event_info",
 ]
 
@@ -329,6 +331,59 @@ def encode_event(
     )
     data = header + body
     return data + _U32.pack(_crc(data))
+
+
+_DEFAULT_QUERY = Query("", "")
+
+
+def encode_queries(
+    queries: Sequence[tuple[str, str, int]],
+    *,
+    thread_id: int,
+    timestamp: int,
+    microseconds: int,
+    server_id: int,
+    position: int,
+    xid: int | None,
+) -> bytes:
+    """Encode consecutive QUERY events ``(db, sql, header flags)`` with the default status
+    variables, then an XID event unless ``xid`` is None, starting at byte offset
+    ``position``: the same bytes as :func:`encode_event` on each, without building the
+    payload objects (this is on every commit's path).
+    """
+    d = _DEFAULT_QUERY
+    status = _status_prefix(d.flags2, d.sql_mode, d.charset)
+    if microseconds:
+        status += bytes([_Q_HRNOW]) + microseconds.to_bytes(3, "little")
+    ts = timestamp & 0xFFFFFFFF
+    out: list[bytes] = []
+    pos = position
+    for db, sql, flags in queries:
+        dbb = db.encode()
+        if len(dbb) > 255:
+            raise ValueError("database name longer than 255 bytes")
+        body = b"".join(
+            (
+                _QUERY_POST.pack(thread_id, 0, len(dbb), 0, len(status)),
+                status,
+                dbb,
+                b"\0",
+                sql.encode(),
+            )
+        )
+        size = HEADER_LEN + len(body) + CHECKSUM_LEN
+        pos += size
+        data = _HEADER.pack(ts, EventType.QUERY, server_id, size, pos & 0xFFFFFFFF, flags) + body
+        out.append(data)
+        out.append(_U32.pack(zlib.crc32(data)))
+    if xid is not None:
+        size = HEADER_LEN + 8 + CHECKSUM_LEN
+        pos += size
+        data = _HEADER.pack(ts, EventType.XID, server_id, size, pos & 0xFFFFFFFF, 0)
+        data += _U64.pack(xid)
+        out.append(data)
+        out.append(_U32.pack(zlib.crc32(data)))
+    return b"".join(out)
 
 
 def decode_header(data: bytes | bytearray | memoryview) -> EventHeader:

@@ -27,6 +27,7 @@ from pylamp.db.binlog_events import (
     decode_event,
     decode_header,
     encode_event,
+    encode_queries,
     event_info,
 )
 
@@ -216,3 +217,49 @@ def test_assembler_groups_transactions() -> None:
 def test_assembler_drops_partial_transaction_at_stop() -> None:
     txns = _feed([Query("a", "BEGIN"), Query("a", "INSERT INTO t VALUES (1)"), Stop(), Xid(1)])
     assert txns == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    queries=st.lists(st.tuples(names, names, st.sampled_from([0, 0x8])), min_size=1, max_size=4),
+    thread_id=u32,
+    timestamp=u32,
+    micros=st.integers(0, 999_999),
+    server_id=u32,
+    position=st.integers(4, 2**32 + 100),
+    xid=st.none() | st.integers(0, 2**64 - 1),
+)
+def test_encode_queries_is_encode_event_on_each(
+    queries: list[tuple[str, str, int]],
+    thread_id: int,
+    timestamp: int,
+    micros: int,
+    server_id: int,
+    position: int,
+    xid: int | None,
+) -> None:
+    expected = b""
+    pos = position
+    payloads: list[Query | Xid] = [
+        Query(db, sql, thread_id, microseconds=micros) for db, sql, _ in queries
+    ]
+    flags = [f for _, _, f in queries]
+    if xid is not None:
+        payloads.append(Xid(xid))
+        flags.append(0)
+    for payload, flag in zip(payloads, flags, strict=True):
+        data = encode_event(
+            payload, timestamp=timestamp, server_id=server_id, position=pos, flags=flag
+        )
+        expected += data
+        pos += len(data)
+    got = encode_queries(
+        queries,
+        thread_id=thread_id,
+        timestamp=timestamp,
+        microseconds=micros,
+        server_id=server_id,
+        position=position,
+        xid=xid,
+    )
+    assert got == expected
