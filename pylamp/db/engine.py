@@ -866,7 +866,11 @@ def _write_position(
 
 
 def _init_db_file(conn: sqlite3.Connection, schema: str) -> None:
-    conn.execute(f'CREATE TABLE IF NOT EXISTS "{schema}"._pylamp_meta (k TEXT PRIMARY KEY, v)')
+    # WITHOUT ROWID: one b-tree, so storing the position on every commit dirties one page,
+    # not two (a table and its key's index); COMMIT is ~10 us cheaper
+    conn.execute(
+        f'CREATE TABLE IF NOT EXISTS "{schema}"._pylamp_meta (k TEXT PRIMARY KEY, v) WITHOUT ROWID'
+    )
     conn.execute(
         f'CREATE TABLE IF NOT EXISTS "{schema}"._pylamp_tables (name TEXT PRIMARY KEY, spec TEXT)'
     )

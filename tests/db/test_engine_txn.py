@@ -531,3 +531,21 @@ def test_wal_is_checkpointed_in_the_background(engine: Engine, session: Session)
     check.close()
     assert busy == 0 and frames < 10
     assert count(session) == 301
+
+
+def test_position_table_is_one_btree_and_old_files_still_work(
+    engine: Engine, session: Session, binlog: Binlog
+) -> None:
+    path = engine.db_path("shop")
+    raw = sqlite3.connect(path, isolation_level=None)
+    (ddl,) = raw.execute("SELECT sql FROM sqlite_master WHERE name = '_pylamp_meta'").fetchone()
+    assert "WITHOUT ROWID" in ddl
+    # a file made before: a rowid table with an index on k
+    raw.execute("ALTER TABLE _pylamp_meta RENAME TO old")
+    raw.execute("CREATE TABLE _pylamp_meta (k TEXT PRIMARY KEY, v)")
+    raw.execute("INSERT INTO _pylamp_meta SELECT k, v FROM old")
+    raw.execute("DROP TABLE old")
+    raw.close()
+    engine.bump_epoch("shop")  # re-attach
+    session.execute("INSERT INTO t (v) VALUES ('a')")
+    assert stored_position(engine, "shop") == tuple(binlog.position())
