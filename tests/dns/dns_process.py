@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -41,14 +42,13 @@ async def running(*args: str) -> AsyncIterator[tuple[asyncio.subprocess.Process,
         yield proc, int(match.group(2))
     finally:
         workers = children(proc.pid)
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
         for pid in workers:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()  # also waits for the pipes, which workers share, to close
 
 
 def children(pid: int) -> list[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import signal
@@ -186,3 +187,26 @@ def _topology(tmp_path: Path) -> Path:
     config = tmp_path / "cluster.toml"
     config.write_text(dump_topology(topology))
     return config
+
+
+async def test_workers_stop_when_the_main_process_is_killed(tmp_path: Path) -> None:
+    zone = tmp_path / "foo.zone"
+    zone.write_text(FOO_ZONE)
+    args = ("--zone", str(zone), "--listen", "127.0.0.1:0", "--workers", "2")
+    async with running(*args) as (proc, _port):
+        [worker] = children(proc.pid)
+        try:
+            proc.kill()
+            await until(lambda: not alive(worker), "the orphaned worker to exit")
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker, signal.SIGKILL)
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its new parent counts as ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
