@@ -492,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--repeat", type=int, default=1, help="run each push N times, print medians (default 1)"
     )
+    p.add_argument("--only", choices=("A", "B"), help="run only this scenario (default: both)")
     args = p.parse_args(argv)
     if shutil.which("rsync") is None:
         print("rsync is not installed", file=sys.stderr)
@@ -519,12 +520,13 @@ def main(argv: list[str] | None = None) -> int:
                 start = f"from {args.old}" if args.old else "empty"
                 out.append(f"T: {args.tree} (receivers start {start})")
                 out += rows("T", args.old, args.tree.resolve(), (None, None, None))
-            else:
+            if not args.tree and args.only != "B":
                 a_old, a_new, a_sum = generate_a(work, args.seed, sz)
                 out.append(f"A: {a_sum}")
                 out += rows("A", a_old, a_new, (1.0, 1.1, 0.25))
                 shutil.rmtree(a_old)
                 shutil.rmtree(a_new)
+            if not args.tree and args.only != "A":
                 b_old, b_new, b_sum = generate_b(work, args.seed, sz)
                 out.append(f"B: {b_sum}")
                 out += rows("B", b_old, b_new, (1.5, 1.1, None))
