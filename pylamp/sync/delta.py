@@ -196,14 +196,16 @@ class DeltaStats:
         self.copy_ops += other.copy_ops
 
 
-def _chunks(data: bytes | bytearray | memoryview | Iterable[bytes]) -> Iterator[bytes]:
+def _chunks(
+    data: bytes | bytearray | memoryview | Iterable[bytes] | Iterable[memoryview],
+) -> Iterator[bytes | memoryview]:
     if isinstance(data, bytes | bytearray | memoryview):
         return iter((data,))  # type: ignore[arg-type]
     return iter(data)
 
 
 def signature(
-    data: bytes | bytearray | memoryview | Iterable[bytes],
+    data: bytes | bytearray | memoryview | Iterable[bytes] | Iterable[memoryview],
     *,
     block_size: int | None = None,
     length: int | None = None,
