@@ -38,7 +38,7 @@ class PathRefused(Exception):
     """A path the receiver will not touch; the message names the path and the reason."""
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
@@ -107,6 +107,8 @@ class PushApplier:
             "temps_cleaned": 0,
         }
         self._dirs_ok: set[str] = {""}
+        # Copy ops read the basis into this one buffer: no fresh 1 MiB allocation per read.
+        self._patch_buf = memoryview(bytearray(max(dl.PATCH_PIECE, dl.MAX_BLOCK_SIZE)))
 
     # --- paths -------------------------------------------------------------------------------
 
@@ -289,9 +291,13 @@ class PushApplier:
         try:
             if cur.decoder is not None:
                 assert cur.sig is not None
-                bfd = cur.basis_fd
+                bfd, buf = cur.basis_fd, self._patch_buf
                 ops = cur.decoder.feed(data)
-                for piece in dl.patch(lambda off, n: os.pread(bfd, n, off), ops, cur.sig):
+
+                def read_old(off: int, n: int) -> memoryview:
+                    return buf[: os.preadv(bfd, [buf[:n]], off)]
+
+                for piece in dl.patch(read_old, ops, cur.sig):
                     cur.hasher.update(piece)
                     _write_all(cur.fd, piece)
             else:

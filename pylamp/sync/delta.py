@@ -60,7 +60,7 @@ LITERAL_MAX = 256 * 1024
 _SIG_VERSION = 1
 _OP_COPY = 0
 _OP_LITERAL = 1
-_PATCH_PIECE = 1 << 20  # bytes per read_old call in patch
+PATCH_PIECE = 1 << 20  # bytes per read_old call in patch, at most
 _SIG_BATCH = 1 << 18  # bytes hashed per vectorised signature step
 _WINDOW_MAX = 1 << 18  # offsets searched per numpy step, at most
 _HASH_MULT = np.uint32(0x9E3779B1)  # Fibonacci hashing of weak sums into the filter bitmap
@@ -430,19 +430,21 @@ def _search(
 
 
 def patch(
-    read_old: Callable[[int, int], bytes],
+    read_old: Callable[[int, int], bytes | memoryview],
     ops: Iterable[Op],
     sig: Signature,
-) -> Iterator[bytes]:
+) -> Iterator[bytes | memoryview]:
     """The new file, in pieces, from the old one and ``ops``.
 
     ``read_old(offset, size)`` returns ``size`` bytes of the old file at ``offset`` (the caller
     supplies the file, so this stays pure); ``sig`` is the old file's signature, for its block
-    size and length. Copies are read in pieces of about 1 MiB. An operation that refers past the
+    size and length. Copies are read in pieces of at most 1 MiB (``PATCH_PIECE``), so
+    ``read_old`` may return a view of a reused buffer of that size: each piece is consumed
+    before the next one is read. An operation that refers past the
     old file, or a short read, raises :class:`ValueError`.
     """
     bs = sig.block_size
-    piece = max(bs, _PATCH_PIECE // bs * bs)
+    piece = max(bs, PATCH_PIECE // bs * bs)
     for op in ops:
         if isinstance(op, Literal):
             if op.data:
