@@ -31,6 +31,8 @@ __all__ = ["PathRefused", "PushApplier"]
 
 log = logging.getLogger("pylamp.sync.receiver")
 
+_HELD_MIN = 1 << 24  # bases at least this big are closed after the push is answered
+_HELD_MAX = 16  # at most this many of them per push (open file descriptors)
 _SIG_READ = 1 << 20  # bytes per read when hashing or signing a basis (rounded to blocks)
 
 
@@ -108,6 +110,7 @@ class PushApplier:
         }
         self._dirs_ok: set[str] = {""}
         # Copy ops read the basis into this one buffer: no fresh 1 MiB allocation per read.
+        self._held: list[int] = []  # replaced bases still open, see _hold_basis
         self._patch_buf = memoryview(bytearray(max(dl.PATCH_PIECE, dl.MAX_BLOCK_SIZE)))
 
     # --- paths -------------------------------------------------------------------------------
@@ -332,7 +335,7 @@ class PushApplier:
                 raise PathRefused(f"{cur.path!r}: whole-file hash mismatch")
             fd, cur.fd = cur.fd, -1
             self._finish_temp(fd, cur.mode, cur.mtime_ns)
-            self._close_basis(cur)
+            self._hold_basis(cur)
             self._stage(cur.temp, cur.final, cur.path)
             self.counts["files"] += 1
             self.cur = None
@@ -341,6 +344,21 @@ class PushApplier:
             self._abort_current()
             self.cur = None
             return self._failed_current(cur, e)
+
+    def _hold_basis(self, cur: _Incoming) -> None:
+        """Keep a big basis open past its replacement: renaming over its last link then only
+        drops the name, and freeing the old file's blocks and cached pages (0.6 s for 512 MiB)
+        happens in :meth:`release_bases`, after the push is answered."""
+        fd = cur.basis_fd
+        if fd >= 0 and len(self._held) < _HELD_MAX and os.fstat(fd).st_size >= _HELD_MIN:
+            self._held.append(fd)
+            cur.basis_fd = -1
+        self._close_basis(cur)
+
+    def release_bases(self) -> None:
+        """Close the old files held by :meth:`_hold_basis` (may be slow: run it in a thread)."""
+        while self._held:
+            os.close(self._held.pop())
 
     def _close_basis(self, cur: _Incoming) -> None:
         if cur.basis_fd >= 0:
@@ -492,6 +510,7 @@ class PushApplier:
     def abort(self) -> None:
         """The push broke off: remove every temp file, publish nothing."""
         self._abort_current()
+        self.release_bases()
         for temp in list(self.temps):
             self._drop_temp(temp)
         self.staged.clear()

@@ -261,6 +261,9 @@ class _Handler:
                 self.rx._on_push(dict(push.counts), list(push.failed))
             self.push = None
             self._unlock()
+            await self.writer.drain()
+            # Freeing replaced big files is slow; the sender need not wait for it.
+            await asyncio.to_thread(push.release_bases)
         await self.writer.drain()
 
     async def begin(self, m: ev.Begin) -> None:
