@@ -479,3 +479,33 @@ async def test_messages_out_of_order_inside_a_file_end_the_push_cleanly(tmp_path
         await _until(lambda: rx.failed_pushes == 1)
     assert (dst / "page.html").read_text() == "old"
     assert not (dst / "a.html").exists() and temp_files(dst) == []
+
+
+def _deleted_files_open() -> list[str]:
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.endswith(" (deleted)"):
+            out.append(target)
+    return out
+
+
+async def test_a_replaced_big_basis_is_closed_after_the_push(tmp_path: Path) -> None:
+    # The receiver keeps a big replaced basis open until the push is answered (so freeing it
+    # is off the sender's clock); it must then close it, not leak it.
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    old = random.Random(7).randbytes(17 << 20)
+    new = old[:5_000_000] + b"an edit" + old[5_000_000:]
+    write(dst, "big.bin", old)
+    write(src, "big.bin", new)
+    async with SyncReceiver(dst, key=KEY) as rx:
+        (st,) = await push(src, [rx.address], key=KEY)
+        assert st.ok and st.matched_bytes > 0
+        deadline = asyncio.get_running_loop().time() + 10
+        while [p for p in _deleted_files_open() if "big.bin" in p]:
+            assert asyncio.get_running_loop().time() < deadline, _deleted_files_open()
+            await asyncio.sleep(0.01)
+    assert (dst / "big.bin").read_bytes() == new
