@@ -355,6 +355,11 @@ class PushApplier:
             cur.basis_fd = -1
         self._close_basis(cur)
 
+    @property
+    def holds_bases(self) -> bool:
+        """Whether :meth:`release_bases` has old files to close."""
+        return bool(self._held)
+
     def release_bases(self) -> None:
         """Close the old files held by :meth:`_hold_basis` (may be slow: run it in a thread)."""
         while self._held:

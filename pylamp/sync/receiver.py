@@ -262,8 +262,8 @@ class _Handler:
             self.push = None
             self._unlock()
             await self.writer.drain()
-            # Freeing replaced big files is slow; the sender need not wait for it.
-            await asyncio.to_thread(push.release_bases)
+            if push.holds_bases:  # freeing replaced big files is slow; nobody waits for it
+                await asyncio.to_thread(push.release_bases)
         await self.writer.drain()
 
     async def begin(self, m: ev.Begin) -> None:
