@@ -11,6 +11,9 @@ Once both sockets are bound it prints one line to stdout,
 host in brackets), which supervisors and tests read. SIGHUP re-reads the zone files (a bad
 file keeps the old zone); SIGINT and SIGTERM stop it cleanly.
 
+UDP is answered in batches by a thread calling ``recvmmsg``/``sendmmsg`` where the platform
+has them (:mod:`pylamp.dns.udpbatch`); ``--no-udp-batch`` answers it on the event loop instead.
+
 ``--workers N`` (default 1) serves with N processes sharing the port through SO_REUSEPORT
 (:mod:`pylamp.dns.workers`); the line is printed once all of them listen. Each process keeps its
 own round-robin counters: one client (one source address and port) always reaches the same
@@ -107,6 +110,12 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="N",
         help="processes serving the port together (SO_REUSEPORT; default 1)",
     )
+    parser.add_argument(
+        "--no-udp-batch",
+        dest="udp_batch",
+        action="store_false",
+        help="answer UDP on the event loop, not in batches from a recvmmsg/sendmmsg thread",
+    )
     parser.add_argument(WORKER_FLAG, type=int, metavar="PID", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.workers < 1:
@@ -183,7 +192,12 @@ async def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         options = _worker_options(options)
     reuse_port = worker or args.workers > 1
     async with DnsServer(
-        zones=zones, host=host, port=port, reuse_port=reuse_port, **options
+        zones=zones,
+        host=host,
+        port=port,
+        reuse_port=reuse_port,
+        udp_batch=args.udp_batch,
+        **options,
     ) as server:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()

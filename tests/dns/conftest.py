@@ -16,8 +16,12 @@ def foo_zone_text() -> str:
     return FOO_ZONE
 
 
-@pytest.fixture
-async def dns_server() -> AsyncIterator[DnsServer]:
-    """A DnsServer for foo.com on 127.0.0.1, any free port."""
-    async with DnsServer(zones=[FOO_ZONE], host="127.0.0.1", port=0) as server:
+@pytest.fixture(params=[True, False], ids=["udp-batch", "udp-loop"])
+async def dns_server(request: pytest.FixtureRequest) -> AsyncIterator[DnsServer]:
+    """A DnsServer for foo.com on 127.0.0.1, any free port; once with UDP answered by the
+    batch thread (recvmmsg/sendmmsg) and once on the event loop."""
+    async with DnsServer(
+        zones=[FOO_ZONE], host="127.0.0.1", port=0, udp_batch=request.param
+    ) as server:
+        assert server.udp_batching is request.param
         yield server

@@ -1,9 +1,14 @@
-"""Test zones: the article's foo.com, and hypothesis strategies for random valid zones."""
+"""Test zones: the article's foo.com, and hypothesis strategies for random valid zones,
+for queries about foo.com and for random and mutated packets."""
 
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 
+import dns.edns
+import dns.flags
+import dns.message
 from hypothesis import strategies as st
 
 FOO_ZONE = """\
@@ -114,3 +119,98 @@ def zone_texts(draw: st.DrawFn) -> tuple[str, str, list[str]]:
             lines.append(f"{name}\t{ttl}IN {kind} {rdata}{comment}")
             first = False
     return origin, "\n".join(lines) + "\n", names
+
+
+# --- queries and packets about FOO_ZONE -----------------------------------------------------
+
+_NAMES = [
+    "www.foo.com",
+    "foo.com",
+    "alias.foo.com",
+    "chain.foo.com",
+    "nope.foo.com",
+    "x.sub.foo.com",
+    "_http._tcp.foo.com",
+    "deep.foo.com",
+    "away.foo.com",
+    "mail.foo.com",
+    "a.b.wild.foo.com",
+    "www.example.org",
+]
+_TYPES = ["A", "AAAA", "NS", "MX", "SOA", "TXT", "SRV", "CNAME", "ANY", "PTR", "MAILA", "TYPE99"]
+
+
+def recase(name: str, mask: int) -> str:
+    """``name`` with the letters whose bit is set in ``mask`` upper-cased."""
+    return "".join(c.upper() if (mask >> (i % 60)) & 1 else c for i, c in enumerate(name))
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    """One generated query: name (letter case from ``mask``), type, header flags, EDNS
+    (version, payload size, DO) or None, EDNS options, and a UDP limit to answer under."""
+
+    name: str
+    mask: int
+    rdtype: str
+    flags: int
+    edns: tuple[int, int, bool] | None
+    limit: int | None
+    options: tuple[dns.edns.Option, ...]
+
+
+def query_wire(spec: QuerySpec) -> bytes:
+    """The wire form of a generated query."""
+    kwargs: dict[str, object] = {}
+    if spec.edns is not None:
+        version, payload, dnssec = spec.edns
+        kwargs = {"use_edns": version, "payload": payload, "want_dnssec": dnssec}
+        kwargs["options"] = list(spec.options)
+    query = dns.message.make_query(recase(spec.name, spec.mask), spec.rdtype, **kwargs)  # type: ignore[arg-type]
+    query.flags = spec.flags
+    return query.to_wire()
+
+
+#: Queries about foo.com (and one name outside it) in many shapes.
+QUERIES = st.builds(
+    QuerySpec,
+    st.sampled_from(_NAMES),
+    st.integers(0, 2**60),
+    st.sampled_from(_TYPES),
+    st.sampled_from([0, dns.flags.RD, dns.flags.CD | dns.flags.RD, dns.flags.AD]),
+    st.sampled_from([None, (0, 512, False), (0, 4096, True), (0, 1232, False)]),
+    st.sampled_from([None, 512, 1232, 65535]),
+    st.sampled_from(
+        [
+            (),
+            (dns.edns.GenericOption(10, b"\x07" * 8),),  # a client COOKIE
+            (dns.edns.GenericOption(12, b"\x00" * 17),),  # padding
+            (dns.edns.GenericOption(65001, b""), dns.edns.GenericOption(10, b"c" * 24)),
+        ]
+    ),
+)
+
+#: Valid queries that mutated_packets() starts from.
+BASE_PACKETS = [
+    dns.message.make_query("www.foo.com", "A", use_edns=0).to_wire(),
+    dns.message.make_query(
+        "www.foo.com", "A", use_edns=0, options=[dns.edns.GenericOption(10, b"\x01" * 8)]
+    ).to_wire(),
+    dns.message.make_query("foo.com", "NS").to_wire(),
+]
+
+
+def mutated_packets() -> st.SearchStrategy[bytes]:
+    """Random bytes, and BASE_PACKETS with a byte changed, cut short or with junk after."""
+
+    def flip(base: bytes, at: int, value: int) -> bytes:
+        at %= len(base)
+        return base[:at] + bytes([value]) + base[at + 1 :]
+
+    bases = st.sampled_from(BASE_PACKETS)
+    return st.one_of(
+        st.binary(max_size=80),
+        st.builds(flip, bases, st.integers(0, 200), st.integers(0, 255)),
+        st.builds(lambda b, n: b[: n % (len(b) + 1)], bases, st.integers(0, 200)),
+        st.builds(lambda b, junk: b + junk, bases, st.binary(max_size=20)),
+    )

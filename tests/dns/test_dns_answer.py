@@ -11,7 +11,16 @@ import dns.opcode
 import dns.rcode
 import dns.rdatatype
 import pytest
-from dns_testzones import FOO_ZONE, zone_texts
+from dns_testzones import (
+    BASE_PACKETS,
+    FOO_ZONE,
+    QUERIES,
+    QuerySpec,
+    mutated_packets,
+    query_wire,
+    recase,
+    zone_texts,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -282,58 +291,14 @@ def test_axfr_never_stored_refused_by_default(answerer: Answerer) -> None:
 
 # --- properties -------------------------------------------------------------------------
 
-_NAMES = [
-    "www.foo.com",
-    "foo.com",
-    "alias.foo.com",
-    "chain.foo.com",
-    "nope.foo.com",
-    "x.sub.foo.com",
-    "_http._tcp.foo.com",
-    "deep.foo.com",
-    "away.foo.com",
-    "mail.foo.com",
-    "a.b.wild.foo.com",
-    "www.example.org",
-]
-_TYPES = ["A", "AAAA", "NS", "MX", "SOA", "TXT", "SRV", "CNAME", "ANY", "PTR", "MAILA", "TYPE99"]
-
-
-def _recase(name: str, mask: int) -> str:
-    return "".join(c.upper() if (mask >> (i % 60)) & 1 else c for i, c in enumerate(name))
-
-
-_QUERY = st.tuples(
-    st.sampled_from(_NAMES),
-    st.integers(0, 2**60),
-    st.sampled_from(_TYPES),
-    st.sampled_from([0, dns.flags.RD, dns.flags.CD | dns.flags.RD, dns.flags.AD]),
-    st.sampled_from([None, (0, 512, False), (0, 4096, True), (0, 1232, False)]),
-    st.sampled_from([None, 512, 1232, 65535]),
-    st.sampled_from(
-        [
-            [],
-            [dns.edns.GenericOption(10, b"\x07" * 8)],  # a client COOKIE
-            [dns.edns.GenericOption(12, b"\x00" * 17)],  # padding
-            [dns.edns.GenericOption(65001, b""), dns.edns.GenericOption(10, b"c" * 24)],
-        ]
-    ),
-)
-
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(_QUERY, min_size=1, max_size=30))
-def test_fast_path_equals_slow_path(queries: list[tuple]) -> None:  # type: ignore[type-arg]
+@given(st.lists(QUERIES, min_size=1, max_size=30))
+def test_fast_path_equals_slow_path(queries: list[QuerySpec]) -> None:
     zone = load_zone(FOO_ZONE)
     fast, slow = Answerer([zone]), Answerer([zone])
-    for name, mask, rdtype, flags, edns, limit, options in queries:
-        kwargs: dict[str, object] = {}
-        if edns is not None:
-            kwargs = {"use_edns": edns[0], "payload": edns[1], "want_dnssec": edns[2]}
-            kwargs["options"] = options
-        query = dns.message.make_query(_recase(name, mask), rdtype, **kwargs)  # type: ignore[arg-type]
-        query.flags = flags
-        wire = query.to_wire()
+    for spec in queries:
+        wire, limit = query_wire(spec), spec.limit
         for _ in range(2):
             assert fast.answer(wire, udp_limit=limit) == slow._answer_slow(wire, limit)
 
@@ -345,44 +310,21 @@ def test_generated_zone_answers_every_name(case: tuple[str, str, list[str]], mas
     answerer = Answerer([load_zone(text)])
     for name in names:
         for rdtype in ("SOA", "A", "TXT", "ANY"):
-            reply = ask(answerer, _recase(name, mask), rdtype, udp_limit=None)
+            reply = ask(answerer, recase(name, mask), rdtype, udp_limit=None)
             assert reply.rcode() == dns.rcode.NOERROR
             assert reply.flags & dns.flags.AA
-            assert reply.question[0].name.to_text() == _recase(name, mask)
+            assert reply.question[0].name.to_text() == recase(name, mask)
             assert reply.answer or reply.authority[0].rdtype == dns.rdatatype.SOA
         missing = ask(answerer, "no-such-name." + name, udp_limit=None)
         assert missing.rcode() == dns.rcode.NXDOMAIN or missing.answer  # a CNAME may lead on
 
 
-_BASES = [
-    dns.message.make_query("www.foo.com", "A", use_edns=0).to_wire(),
-    dns.message.make_query(
-        "www.foo.com", "A", use_edns=0, options=[dns.edns.GenericOption(10, b"\x01" * 8)]
-    ).to_wire(),
-    dns.message.make_query("foo.com", "NS").to_wire(),
-]
-
-
-def _mutations() -> st.SearchStrategy[bytes]:
-    def flip(base: bytes, at: int, value: int) -> bytes:
-        at %= len(base)
-        return base[:at] + bytes([value]) + base[at + 1 :]
-
-    bases = st.sampled_from(_BASES)
-    return st.one_of(
-        st.binary(max_size=80),
-        st.builds(flip, bases, st.integers(0, 200), st.integers(0, 255)),
-        st.builds(lambda b, n: b[: n % (len(b) + 1)], bases, st.integers(0, 200)),
-        st.builds(lambda b, junk: b + junk, bases, st.binary(max_size=20)),
-    )
-
-
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(_mutations(), min_size=1, max_size=5))
+@given(st.lists(mutated_packets(), min_size=1, max_size=5))
 def test_random_and_mutated_packets_fast_equals_slow(packets: list[bytes]) -> None:
     zone = load_zone(FOO_ZONE)
     fast, slow = Answerer([zone]), Answerer([zone])
-    for packet in [*_BASES, *packets]:  # the bases first, so mutants meet stored replies
+    for packet in [*BASE_PACKETS, *packets]:  # the bases first, so mutants meet stored replies
         for limit in (512, None):
             reply = fast.answer(packet, udp_limit=limit)
             assert reply == slow._answer_slow(packet, limit)

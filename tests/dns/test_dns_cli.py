@@ -106,3 +106,14 @@ async def test_cli_missing_zone_file(tmp_path: Path) -> None:
     _, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
     assert proc.returncode == 2
     assert f"{missing}: No such file or directory".encode() in err
+
+
+async def test_cli_udp_in_batches_by_default_or_on_the_loop(tmp_path: Path) -> None:
+    zone = tmp_path / "foo.zone"
+    zone.write_text(FOO_ZONE)
+    for flags, mode in (((), b"udp in batches"), (("--no-udp-batch",), b"udp on the loop")):
+        args = ("--zone", str(zone), "--listen", "127.0.0.1:0", "--log-level", "DEBUG", *flags)
+        async with running(*args) as (proc, port):
+            assert proc.stderr is not None
+            await wait_for_line(proc.stderr, mode)
+            assert len((await query(port, "www.foo.com")).answer[0]) == 3

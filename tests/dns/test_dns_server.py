@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 from dns_testzones import FOO_ZONE
+from dns_threaded import server_in_thread
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -214,30 +214,12 @@ async def test_fixed_port_and_clean_restart() -> None:
 # --- fuzzing a live server ----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def threaded_server() -> Iterator[int]:
-    """A server on its own loop in a thread, so hypothesis can drive it synchronously."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    stop: asyncio.Event | None = None
-    port = 0
-
-    async def run() -> None:
-        nonlocal stop, port
-        stop = asyncio.Event()
-        async with DnsServer(zones=[FOO_ZONE]) as server:
-            port = server.port
-            ready.set()
-            await stop.wait()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(run(),), daemon=True)
-    thread.start()
-    assert ready.wait(TIMEOUT)
-    yield port
-    assert stop is not None
-    loop.call_soon_threadsafe(stop.set)
-    thread.join(TIMEOUT)
-    loop.close()
+@pytest.fixture(scope="module", params=[True, False], ids=["udp-batch", "udp-loop"])
+def threaded_server(request: pytest.FixtureRequest) -> Iterator[int]:
+    """A server on its own loop in a thread, so hypothesis can drive it synchronously;
+    UDP answered by the batch thread, then on the event loop."""
+    with server_in_thread(zones=[FOO_ZONE], udp_batch=request.param) as server:
+        yield server.port
 
 
 _BASE = dns.message.make_query("www.foo.com", "A", use_edns=0).to_wire()
