@@ -8,7 +8,7 @@ Paths are relative POSIX strings; manifest rows are :class:`~.manifest.Entry` tu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 __all__ = [
     "Auth",
@@ -105,14 +105,15 @@ class Begin(Event):
 
 @dataclass(frozen=True, slots=True)
 class Manifest(Event):
-    """Receiver -> sender: its file list (rows of Entry fields; the empty trailing ``target``
-    and ``digest`` of most rows are left out), or ``complete=False`` and no rows when it was
-    not asked for. A long list comes in several messages, all but the last with ``more``."""
+    """Receiver -> sender: its file list, ``rows`` in the compact encoding of
+    :func:`~.protocol.encode_manifest`, or ``complete=False`` and no rows when it was not
+    asked for. A long list comes in several messages, all but the last with ``more``."""
 
     code: ClassVar[int] = 11
+    blob: ClassVar[str | None] = "rows"
     complete: bool
-    rows: tuple[tuple[Any, ...], ...]
     more: bool = False
+    rows: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """File lists and the plan of a push, with ``rsync -a --delete`` semantics.
 
-A manifest maps relative POSIX paths (``"."`` is the root itself) to :class:`Entry` values:
+A manifest maps relative POSIX paths (``"."`` is the root itself) to :data:`Row` values:
 regular files, directories and symlinks (recorded as links, never followed), with their
 permission bits, mtime in nanoseconds and size. :func:`scan` builds one from a directory;
 :func:`compare` turns the sender's and the receiver's manifests into a :class:`Plan` (files to
@@ -12,12 +12,13 @@ instead of having them sent again. Everything except :func:`scan`, :func:`scan_p
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 import xxhash
 
@@ -29,6 +30,7 @@ __all__ = [
     "Manifest",
     "Move",
     "Plan",
+    "Row",
     "Scan",
     "compare",
     "hash_file",
@@ -64,7 +66,24 @@ class Entry(NamedTuple):
     digest: str = ""
 
 
-Manifest = dict[str, Entry]
+Row = tuple[str, str, int, int, int, str, str]
+"""An entry as a plain tuple: (path, kind, mode, mtime_ns, size, target, digest).
+
+Manifests hold plain tuples, not :class:`Entry` (the named view plans hand out), because the
+garbage collector stops tracking a plain tuple of strings and ints after one look, while named
+tuples stay tracked: with 2,000 of them per manifest a full collection (~20 ms here) fell inside
+every few pushes."""
+
+# Field positions in a Row (and an Entry); Final, so mypy knows each field's type.
+PATH: Final = 0
+KIND: Final = 1
+MODE: Final = 2
+MTIME: Final = 3
+SIZE: Final = 4
+TARGET: Final = 5
+DIGEST: Final = 6
+
+Manifest = dict[str, Row]
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,48 +195,77 @@ def hash_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
-def _entry(rel: str, st: os.stat_result, full: str) -> Entry | None:
+_FMT = 0o170000  # stat.S_IFMT's mask, inline: no call per entry
+_IFREG = stat.S_IFREG
+_IFDIR = stat.S_IFDIR
+_IFLNK = stat.S_IFLNK
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_SUBDIR_FLAGS = _DIR_FLAGS | getattr(os, "O_NOFOLLOW", 0)
+
+
+def _row(rel: str, st: os.stat_result, full: str) -> Row | None:
     m = st.st_mode
     if stat.S_ISREG(m):
-        return Entry(rel, FILE, m & 0o7777, st.st_mtime_ns, st.st_size)
+        return (rel, FILE, m & 0o7777, st.st_mtime_ns, st.st_size, "", "")
     if stat.S_ISDIR(m):
-        return Entry(rel, DIR, m & 0o7777, st.st_mtime_ns, 0)
+        return (rel, DIR, m & 0o7777, st.st_mtime_ns, 0, "", "")
     if stat.S_ISLNK(m):
-        return Entry(rel, LINK, m & 0o7777, st.st_mtime_ns, 0, os.readlink(full))
+        return (rel, LINK, m & 0o7777, st.st_mtime_ns, 0, os.readlink(full), "")
     return None  # devices, fifos and sockets are not synced
 
 
-def _walk(root: str, rel: str, excl: Excluder, out: Manifest, temps: list[str]) -> None:
-    full = root if rel == "." else os.path.join(root, rel)
+def _walk(
+    root: str, rel: str, excl: Excluder, out: Manifest, temps: list[str], *, top: bool = False
+) -> None:
+    """List the directory ``rel`` under ``root`` into ``out``, then its subdirectories.
+
+    The directory is opened once and its entries are stat'ed relative to that descriptor
+    (fstatat through DirEntry.stat): a lookup of one name instead of the whole path, ~0.5 us
+    of ~4 us per lstat here. The descriptor is closed before recursing, so a deep tree holds
+    one at a time. ``top``: ``rel`` is the scan's root, which may itself be a symlink."""
+    full = root if rel == "." else root + "/" + rel
     try:
-        it = os.scandir(full)
+        fd = os.open(full, _DIR_FLAGS if top else _SUBDIR_FLAGS)
     except (FileNotFoundError, NotADirectoryError):
-        return
+        return  # gone, or replaced by a file, since its parent was listed
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return  # replaced by a symlink since its parent was listed: never followed
+        raise
     subdirs: list[str] = []
     prefix = "" if rel == "." else rel + "/"
     check = excl.excluded if excl else None
-    with it:
-        for de in it:
-            name = de.name
-            child = prefix + name
-            if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):
-                temps.append(child)
-                continue
-            try:
-                st = de.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            m = st.st_mode
-            if check is not None and check(child, stat.S_ISDIR(m)):
-                continue
-            if stat.S_ISREG(m):  # the common case, inline
-                out[child] = Entry(child, FILE, m & 0o7777, st.st_mtime_ns, st.st_size)
-                continue
-            e = _entry(child, st, de.path)
-            if e is not None:
-                out[child] = e
-                if e.kind == DIR:
+    try:
+        with os.scandir(fd) as it:
+            for de in it:
+                name = de.name
+                if name[0] == "." and name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):
+                    temps.append(prefix + name)
+                    continue
+                try:
+                    st = de.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                m = st.st_mode
+                fmt = m & _FMT
+                child = prefix + name
+                if check is not None and check(child, fmt == _IFDIR):
+                    continue
+                # Plain tuples built inline: an Entry(...) call cost ~0.5 us more per entry.
+                if fmt == _IFREG:
+                    out[child] = (child, FILE, m & 0o7777, st.st_mtime_ns, st.st_size, "", "")
+                elif fmt == _IFDIR:
+                    out[child] = (child, DIR, m & 0o7777, st.st_mtime_ns, 0, "", "")
                     subdirs.append(child)
+                elif fmt == _IFLNK:
+                    try:
+                        target = os.readlink(name, dir_fd=fd)
+                    except FileNotFoundError:
+                        continue
+                    out[child] = (child, LINK, m & 0o7777, st.st_mtime_ns, 0, target, "")
+                # devices, fifos and sockets are not synced
+    finally:
+        os.close(fd)
     for d in subdirs:
         _walk(root, d, excl, out, temps)
 
@@ -238,20 +286,21 @@ def scan(
     st = os.stat(root_s)
     if not stat.S_ISDIR(st.st_mode):
         raise NotADirectoryError(root_s)
-    out: Manifest = {".": Entry(".", DIR, st.st_mode & 0o7777, st.st_mtime_ns, 0)}
+    out: Manifest = {".": (".", DIR, st.st_mode & 0o7777, st.st_mtime_ns, 0, "", "")}
     temps: list[str] = []
-    _walk(root_s, ".", excl, out, temps)
+    _walk(root_s, ".", excl, out, temps, top=True)
     if checksum:
         _fill_digests(root_s, out)
     return Scan(out, temps)
 
 
 def _fill_digests(root: str, entries: Manifest, paths: Iterable[str] | None = None) -> None:
-    for p in entries if paths is None else paths:
+    for p in list(entries) if paths is None else paths:
         e = entries.get(p)
-        if e is not None and e.kind == FILE and not e.digest:
+        if e is not None and e[KIND] == FILE and not e[DIGEST]:
             try:
-                entries[p] = e._replace(digest=hash_file(os.path.join(root, p)))
+                digest = hash_file(os.path.join(root, p))
+                entries[p] = (e[0], e[1], e[2], e[3], e[4], e[5], digest)
             except OSError:
                 pass
 
@@ -285,10 +334,10 @@ def scan_paths(
             is_dir = stat.S_ISDIR(st.st_mode)
             if q != "." and excl and excl.excluded(q, is_dir):
                 break
-            e = _entry(q, st, full)
+            e = _row(q, st, full)
             if e is None:
                 break
-            if q != p and e.kind != DIR:
+            if q != p and e[KIND] != DIR:
                 break
             out[q] = e
             if q == p and is_dir:
@@ -349,8 +398,8 @@ def _in_scope(path: str, scope: tuple[str, ...]) -> bool:
 
 
 def compare(
-    src: Mapping[str, Entry],
-    dst: Mapping[str, Entry],
+    src: Mapping[str, Row],
+    dst: Mapping[str, Row],
     *,
     checksum: bool = False,
     delete: bool = True,
@@ -362,48 +411,56 @@ def compare(
     files of equal size are compared by digest instead (both manifests must carry digests).
     With ``scope`` (relative paths) only the receiver's entries at or under those paths are
     considered for deletion, and ``src`` is expected to hold just those paths (as given by
-    :func:`scan_paths`)."""
+    :func:`scan_paths`). The plan's entries are :class:`Entry` values."""
+    if not checksum and src == dst:
+        # Nothing changed: every row equal means every check below would pass. The dicts'
+        # own comparison runs in C (2,000 entries: ~0.2 ms instead of ~1.5 ms).
+        return Plan(unchanged=len(src))
     plan = Plan()
     scope_t = None if scope is None else tuple(scope)
     changed_parents: set[str] = set()
+    send = plan.send
+    get = dst.get
+    unchanged = 0
     for path, s in src.items():
-        d = dst.get(path)
-        kind = s.kind
+        d = get(path)
+        kind = s[KIND]
         if kind == FILE:
-            if d is None or d.kind != FILE:
-                plan.send.append(s)
+            if d is None or d[KIND] != FILE:
+                send.append(Entry._make(s))
                 changed_parents.add(parent_of(path))
                 continue
             if checksum:
-                same = d.size == s.size and bool(s.digest) and s.digest == d.digest
+                same = d[SIZE] == s[SIZE] and bool(s[DIGEST]) and s[DIGEST] == d[DIGEST]
             else:
-                same = d.size == s.size and d.mtime_ns == s.mtime_ns
+                same = d[SIZE] == s[SIZE] and d[MTIME] == s[MTIME]
             if not same:
-                plan.send.append(s)
+                send.append(Entry._make(s))
                 plan.basis.add(path)
                 changed_parents.add(parent_of(path))
-            elif d.mode != s.mode or d.mtime_ns != s.mtime_ns:
-                plan.meta.append(s)
+            elif d[MODE] != s[MODE] or d[MTIME] != s[MTIME]:
+                plan.meta.append(Entry._make(s))
             else:
-                plan.unchanged += 1
+                unchanged += 1
         elif kind == DIR:
-            if d is None or d.kind != DIR:
+            if d is None or d[KIND] != DIR:
                 if path != ".":
-                    plan.mkdirs.append(s)
+                    plan.mkdirs.append(Entry._make(s))
                     changed_parents.add(parent_of(path))
-                plan.dir_meta.append(s)
-            elif d.mode != s.mode or d.mtime_ns != s.mtime_ns:
-                plan.dir_meta.append(s)
+                plan.dir_meta.append(Entry._make(s))
+            elif d[MODE] != s[MODE] or d[MTIME] != s[MTIME]:
+                plan.dir_meta.append(Entry._make(s))
             else:
-                plan.unchanged += 1
+                unchanged += 1
         else:
-            if d is None or d.kind != LINK or d.target != s.target:
-                plan.symlinks.append(s)
+            if d is None or d[KIND] != LINK or d[TARGET] != s[TARGET]:
+                plan.symlinks.append(Entry._make(s))
                 changed_parents.add(parent_of(path))
-            elif d.mtime_ns != s.mtime_ns:
-                plan.meta.append(s)
+            elif d[MTIME] != s[MTIME]:
+                plan.meta.append(Entry._make(s))
             else:
-                plan.unchanged += 1
+                unchanged += 1
+    plan.unchanged = unchanged
     if delete:
         gone: list[str] = []
         for path, d in dst.items():
@@ -411,13 +468,13 @@ def compare(
                 continue
             if scope_t is not None and not _in_scope(path, scope_t):
                 continue
-            if d.kind == FILE:
-                plan.extraneous_files[path] = d
+            if d[KIND] == FILE:
+                plan.extraneous_files[path] = Entry._make(d)
             parent = parent_of(path)
             # Only the topmost extraneous entry is listed: deleting a directory removes its
             # subtree. A parent that exists at the source as a non-directory is being replaced
             # (the receiver removes the old tree when it installs the new entry).
-            if parent == "." or (parent in src and src[parent].kind == DIR):
+            if parent == "." or (parent in src and src[parent][KIND] == DIR):
                 gone.append(path)
                 changed_parents.add(parent)
         gone.sort()
@@ -427,8 +484,8 @@ def compare(
     for p in sorted(changed_parents):
         if p not in done:
             e = src.get(p)
-            if e is not None and e.kind == DIR:
-                plan.dir_meta.append(e)
+            if e is not None and e[KIND] == DIR:
+                plan.dir_meta.append(Entry._make(e))
                 done.add(p)
     # Deepest first, so a directory's mtime is set after everything inside it.
     plan.dir_meta.sort(key=lambda e: (e.path == ".", -e.path.count("/"), e.path))
@@ -486,7 +543,7 @@ def resolve_moves(
 
 def update_manifest(
     dst: Manifest,
-    src: Mapping[str, Entry],
+    src: Mapping[str, Row],
     *,
     scope: Iterable[str] | None = None,
     failed: Iterable[str] = (),

@@ -32,7 +32,7 @@ from typing import Any
 from . import events as ev
 from .apply import PathRefused, PushApplier
 from .manifest import Entry, Excluder, scan
-from .protocol import NEED_DATA, ProtocolError, Role, State, SyncConnection
+from .protocol import NEED_DATA, ProtocolError, Role, State, SyncConnection, encode_manifest
 
 __all__ = ["PathRefused", "SyncReceiver", "server_tls_context"]
 
@@ -280,16 +280,14 @@ class _Handler:
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(self.rx.root, rel))
                     push.counts["temps_cleaned"] += 1
-            # Plain short tuples: half the JSON work of full Entry rows (2,000 files: ~2 ms).
-            rows = tuple(
-                e[:5] if not (e.target or e.digest) else tuple(e) for e in found.entries.values()
-            )
+            rows = list(found.entries.values())
             n = _MANIFEST_ROWS
             for i in range(0, max(len(rows), 1), n):
-                self.send(ev.Manifest(True, rows[i : i + n], i + n < len(rows)))
+                data = encode_manifest(rows[i : i + n])
+                self.send(ev.Manifest(True, i + n < len(rows), data))
                 await self.writer.drain()
         else:
-            self.send(ev.Manifest(False, ()))
+            self.send(ev.Manifest(False))
         await self.writer.drain()
 
     async def signatures(self, push: PushApplier, req: ev.SigRequest) -> None:

@@ -18,6 +18,8 @@ from pylamp.sync.protocol import (
     Role,
     State,
     SyncConnection,
+    decode_manifest,
+    encode_manifest,
 )
 
 KEY = b"k" * 32
@@ -54,9 +56,10 @@ def test_handshake_and_a_push_exchange() -> None:
     handshake(c, s)
     [begin] = deliver(c.send(ev.Begin(True, False, True, ("*.tmp",))), s)
     assert begin == ev.Begin(True, False, True, ("*.tmp",))
-    rows = tuple((f"d/f{i}", "f", 0o644, 10**18 + i, i, "", "") for i in range(500))
-    [man] = deliver(s.send(ev.Manifest(True, rows)), c)
-    assert man == ev.Manifest(True, rows)
+    rows = [(f"d/f{i}", "f", 0o644, 10**18 + i, i, "", "") for i in range(500)]
+    [man] = deliver(s.send(ev.Manifest(True, False, encode_manifest(rows))), c)
+    assert isinstance(man, ev.Manifest) and man.complete and not man.more
+    assert decode_manifest(man.rows) == {r[0]: r for r in rows}
     data = b"<p>compressible</p>\n" * 5000
     msgs = [
         ev.SigRequest(("a",), ("00",)),

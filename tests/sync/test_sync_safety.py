@@ -409,7 +409,7 @@ async def test_the_sender_resends_whole_what_the_receiver_could_not_rebuild(
     import secrets as _s
 
     from pylamp.sync import delta as dl
-    from pylamp.sync.protocol import NEED_DATA, Role, SyncConnection
+    from pylamp.sync.protocol import NEED_DATA, Role, SyncConnection, encode_manifest
 
     src = tmp_path / "src"
     data = _s.token_bytes(30_000)
@@ -428,7 +428,8 @@ async def test_the_sender_resends_whole_what_the_receiver_could_not_rebuild(
                     writer.write(conn.send(conn.auth_ok()))
                 elif isinstance(e, ev.Begin):
                     row = ("f.bin", "f", 0o644, 1, len(data), "", "")
-                    writer.write(conn.send(ev.Manifest(True, (row,) if not rounds else ())))
+                    rows = encode_manifest([row] if not rounds else [])
+                    writer.write(conn.send(ev.Manifest(True, False, rows)))
                 elif isinstance(e, ev.SigRequest):
                     sig = dl.encode_signature(dl.signature(data))
                     writer.write(conn.send(ev.Signature("f.bin", False, sig)))

@@ -214,7 +214,7 @@ async def test_a_file_vanishing_at_the_source_is_reported_and_retried(
         assert not st.ok and [p for p, _ in st.errors] == ["vanishes.html"]
         assert "cannot read" in st.errors[0][1]
         assert s.manifest is not None and "vanishes.html" not in s.manifest
-        write(src, "vanishes.html", "back", mtime_ns=tree["vanishes.html"].mtime_ns)
+        write(src, "vanishes.html", "back", mtime_ns=tree["vanishes.html"][3])
         again = await s.push(src, paths=["vanishes.html"])
         assert again.ok and again.files_sent == 1
     assert (dst / "vanishes.html").read_text() == "back"
