@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import secrets
@@ -10,7 +11,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,33 @@ def start_serve(root: Path, keyf: Path, *extra: str) -> tuple[subprocess.Popen[s
     line = proc.stdout.readline()
     assert line.startswith("listening on "), line
     return proc, int(line.rsplit(":", 1)[1])
+
+
+@contextlib.asynccontextmanager
+async def hand_receiver(
+    answer: Callable[[ev.Event], list[ev.Event]],
+) -> AsyncIterator[tuple[tuple[str, int], list[ev.Event]]]:
+    """A hand-driven receiver on 127.0.0.1: the server core over a real socket. It
+    authenticates senders, records every event they send, and answers each with what
+    ``answer(event)`` returns (including what a real receiver never would). Yields its
+    address and the list of recorded events."""
+    got: list[ev.Event] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = SyncConnection(Role.SERVER, KEY, secrets.token_bytes(32))
+        writer.write(conn.send(conn.hello()))
+        while data := await reader.read(65536):
+            conn.receive_data(data)
+            while (e := conn.next_event()) is not NEED_DATA:
+                got.append(e)
+                for reply in [conn.auth_ok()] if isinstance(e, ev.Auth) else answer(e):
+                    writer.write(conn.send(reply))
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    async with server:
+        host, port = server.sockets[0].getsockname()[:2]
+        yield (host, port), got
 
 
 class RawClient:

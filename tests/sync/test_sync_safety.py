@@ -18,6 +18,7 @@ from sync_trees import (
     REPO,
     RawClient,
     file_event,
+    hand_receiver,
     key_file,
     sample_tree,
     snapshot,
@@ -409,40 +410,28 @@ async def test_the_sender_resends_whole_what_the_receiver_could_not_rebuild(
     import secrets as _s
 
     from pylamp.sync import delta as dl
-    from pylamp.sync.protocol import NEED_DATA, Role, SyncConnection, encode_manifest
+    from pylamp.sync.protocol import encode_manifest
 
     src = tmp_path / "src"
     data = _s.token_bytes(30_000)
     write(src, "f.bin", data)
-    got: list[ev.Event] = []
+    rounds = 0
 
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = SyncConnection(Role.SERVER, KEY, _s.token_bytes(32))
-        writer.write(conn.send(conn.hello()))
-        rounds = 0
-        while data_in := await reader.read(65536):
-            conn.receive_data(data_in)
-            while (e := conn.next_event()) is not NEED_DATA:
-                got.append(e)
-                if isinstance(e, ev.Auth):
-                    writer.write(conn.send(conn.auth_ok()))
-                elif isinstance(e, ev.Begin):
-                    row = ("f.bin", "f", 0o644, 1, len(data), "", "")
-                    rows = encode_manifest([row] if not rounds else [])
-                    writer.write(conn.send(ev.Manifest(True, False, rows)))
-                elif isinstance(e, ev.SigRequest):
-                    sig = dl.encode_signature(dl.signature(data))
-                    writer.write(conn.send(ev.Signature("f.bin", False, sig)))
-                elif isinstance(e, ev.End):
-                    rounds += 1
-                    redo = ("f.bin",) if rounds == 1 else ()
-                    writer.write(conn.send(ev.Done({}, (), redo)))
-        writer.close()
+    def answer(e: ev.Event) -> list[ev.Event]:
+        nonlocal rounds
+        if isinstance(e, ev.Begin):
+            row = ("f.bin", "f", 0o644, 1, len(data), "", "")
+            return [ev.Manifest(True, False, encode_manifest([row] if not rounds else []))]
+        if isinstance(e, ev.SigRequest):
+            sig = dl.encode_signature(dl.signature(data))
+            return [ev.Signature("f.bin", False, sig)]
+        if isinstance(e, ev.End):
+            rounds += 1
+            return [ev.Done({}, (), ("f.bin",) if rounds == 1 else ())]
+        return []
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    async with server:
-        port = server.sockets[0].getsockname()[1]
-        [st] = await push(src, [("127.0.0.1", port)], key=KEY)
+    async with hand_receiver(answer) as (address, got):
+        [st] = await push(src, [address], key=KEY)
     assert st.ok, st
     begins = [e for e in got if isinstance(e, ev.Begin)]
     assert [b.want_manifest for b in begins] == [True, False]
