@@ -152,12 +152,20 @@ class BatchSocket:
         # ctypes field access costs ~100 ns, and the hot loop does three per datagram.
         msg_words = ctypes.sizeof(_Mmsghdr) // 8
         self._recv_lens = memoryview(self._recv_msgs).cast("B").cast("I")
-        self._len_index = _Mmsghdr.msg_len.offset // 4
-        self._len_stride = msg_words * 2
         self._send_names = memoryview(self._send_msgs).cast("B").cast("Q")
-        self._name_stride = msg_words  # msg_name is each message's first word
         self._send_lens = memoryview(self._send_iov).cast("B").cast("Q")
         self._send_view = memoryview(self._send_mem)
+        # Per slot, the positions the hot loop needs, worked out once (saves ~0.2 us of
+        # index arithmetic per datagram): datagram i is at recv_mem[start:], its length at
+        # lens[len_at], its sender's address at name; reply k goes to send_view[start:], its
+        # length to send_lens[len_at], its address to send_names[name_at] (msg_name is each
+        # message's first word).
+        len_index = _Mmsghdr.msg_len.offset // 4
+        self._recv_slots = [
+            (i * _SLOT, i * msg_words * 2 + len_index, self._name_base + i * _NAME_SIZE)
+            for i in range(size)
+        ]
+        self._send_slots = [(i * _SLOT, 2 * i + 1, i * msg_words) for i in range(size)]
         self._recv_addr = ctypes.addressof(self._recv_msgs)
         self._send_addr = ctypes.addressof(self._send_msgs)
         self._msg_size = ctypes.sizeof(_Mmsghdr)
@@ -182,10 +190,8 @@ class BatchSocket:
 
     def datagram(self, i: int) -> bytes:
         """Datagram ``i`` of the last :meth:`receive`."""
-        start = i * _SLOT
-        return self._recv_mem[
-            start : start + self._recv_lens[i * self._len_stride + self._len_index]
-        ]
+        start, len_at, _name = self._recv_slots[i]
+        return self._recv_mem[start : start + self._recv_lens[len_at]]
 
     def peer(self, i: int) -> tuple[Any, ...]:
         """The sender of datagram ``i``, as ``socket.recvfrom`` gives it."""
@@ -194,27 +200,30 @@ class BatchSocket:
         if self._family == socket.AF_INET:
             return (socket.inet_ntop(socket.AF_INET, raw[4:8]), port)
         host = socket.inet_ntop(socket.AF_INET6, raw[8:24])
-        return (host, port, int.from_bytes(raw[4:8], "big"), int.from_bytes(raw[24:28], "little"))
+        return (
+            host,
+            port,
+            int.from_bytes(raw[4:8], "big"),
+            int.from_bytes(raw[24:28], sys.byteorder),
+        )
 
     def answer(self, respond: Callable[[bytes], bytes | None]) -> list[int]:
         """Queue ``respond(datagram)`` as the reply to each datagram received; the indexes
         of those it returned None for (to answer some other way)."""
-        lens, len_stride, len_index = self._recv_lens, self._len_stride, self._len_index
-        recv_mem, send_view, send_lens = self._recv_mem, self._send_view, self._send_lens
-        names, name_stride, name_base = self._send_names, self._name_stride, self._name_base
+        lens, recv_mem, send_view = self._recv_lens, self._recv_mem, self._send_view
+        send_lens, send_names, send_slots = self._send_lens, self._send_names, self._send_slots
         misses = []
         out = self._pending
-        for i in range(self._count):
-            start = i * _SLOT
-            reply = respond(recv_mem[start : start + lens[i * len_stride + len_index]])
+        for i, (start, len_at, name) in enumerate(self._recv_slots[: self._count]):
+            reply = respond(recv_mem[start : start + lens[len_at]])
             if reply is None:
                 misses.append(i)
                 continue
-            start = out * _SLOT
+            start, len_at, name_at = send_slots[out]
             size = len(reply)
             send_view[start : start + size] = reply
-            send_lens[2 * out + 1] = size
-            names[out * name_stride] = name_base + i * _NAME_SIZE
+            send_lens[len_at] = size
+            send_names[name_at] = name
             out += 1
         self._pending = out
         return misses
@@ -230,8 +239,8 @@ class BatchSocket:
             if n > 0:
                 done += n
                 sent += n
-            elif ctypes.get_errno() != errno.EINTR:
-                done += 1
+            elif n == 0 or ctypes.get_errno() != errno.EINTR:
+                done += 1  # the kernel refused the message at `done`: skip it
         self._pending = 0
         return sent
 

@@ -204,3 +204,13 @@ async def test_falls_back_to_the_event_loop_where_batching_is_unavailable(
         query = dns.message.make_query("www.foo.com", "A")
         reply = await dns.asyncquery.udp(query, "127.0.0.1", port=server.port, timeout=TIMEOUT)
         assert len(reply.answer[0]) == 3
+
+
+async def test_batch_path_over_ipv6() -> None:
+    async with DnsServer(zones=[FOO_ZONE], host="::1", udp_batch=True) as server:
+        assert server.udp_batching
+        for _ in range(2):  # the first goes through the loop (a miss), the second not
+            query = dns.message.make_query("www.foo.com", "A")
+            reply = await dns.asyncquery.udp(query, "::1", port=server.port, timeout=TIMEOUT)
+            assert reply.id == query.id and len(reply.answer[0]) == 3
+        assert server.udp_batches[1] == 2
