@@ -7,15 +7,17 @@ latency, lost queries, each server's CPU time per answered query (user + system,
 threads: a measure that a busy machine disturbs less than qps), the ratios pylamp/BIND and
 pylamp/dnslib, and pylamp's memory.
 
-    .venv/bin/python benchmarks/dns_qps.py            # full run (~3 minutes)
+    .venv/bin/python benchmarks/dns_qps.py            # full run (~4 minutes)
     .venv/bin/python benchmarks/dns_qps.py --quick    # a short run
 
-pylamp runs as ``python -m pylamp.dns`` (on uvloop when installed), once with one process
-("pylamp") and once with ``--workers 2`` ("pylamp-2w": two processes sharing the port with
-SO_REUSEPORT, CPU time summed over both), BIND as
-``named -g`` with ``recursion no`` and ``rrset-order { order cyclic; }`` (its default
-thread count), dnslib as ``DNSServer(ZoneResolver(...))``. Needs ``dnsperf`` and
-``named`` on PATH; a server that is missing is reported and skipped.
+pylamp runs as ``python -m pylamp.dns`` (UDP answered in batches by its recvmmsg/sendmmsg
+thread, TCP on uvloop), once with one process ("pylamp") and once with ``--workers 2``
+("pylamp-2w": two processes sharing the port with SO_REUSEPORT, CPU time summed over both),
+BIND as ``named -g`` with ``recursion no`` and ``rrset-order { order cyclic; }`` (its default
+thread count, one per CPU), dnslib as ``DNSServer(ZoneResolver(...))``. pylamp and BIND get
+the same UDP socket buffers (4 MiB, what pylamp asks for; BIND's ``udp-receive-buffer`` and
+``udp-send-buffer``, BIND 9.18 or later), and every server the same dnsperf command. Needs
+``dnsperf`` and ``named`` on PATH; a server that is missing is reported and skipped.
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ from pylamp.config import default_topology, zone_text  # noqa: E402
 FULL_SETTINGS = [(1, 20), (8, 500), (20, 1000)]
 QUICK_SETTINGS = [(8, 500)]
 STARTUP_TIMEOUT = 20.0
+#: The UDP socket buffers pylamp asks for (pylamp.dns.server._UDP_RCVBUF); BIND is given the
+#: same. With the OS default (~208 KiB) BIND dropped ~800 queries of each -c 8 -q 500 run,
+#: and every lost query held one of dnsperf's 500 slots until its 2 s timeout.
+UDP_BUFFER = 4 << 20
 
 DNSLIB_SERVER = """
 import sys, time
@@ -169,6 +175,8 @@ def bind_server(zone: Path, workdir: Path) -> Iterator[tuple[int, subprocess.Pop
     allow-query {{ any; }};
     rrset-order {{ order cyclic; }};
     querylog no;
+    udp-receive-buffer {UDP_BUFFER};
+    udp-send-buffer {UDP_BUFFER};
 }};
 controls {{ }};
 zone "." {{ type hint; file "{workdir}/root.hints"; }};
