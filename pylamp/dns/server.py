@@ -1,8 +1,11 @@
 """The DNS server: an asyncio shell around :class:`~pylamp.dns.answer.Answerer`.
 
-UDP and TCP on the same port. UDP uses a bare ``DatagramProtocol`` (no streams) because
-every microsecond counts there; TCP uses streams (2-byte length prefix, several queries
-per connection, idle timeout, never truncated).
+UDP and TCP on the same port. Every microsecond counts on UDP: where the platform allows,
+a thread answers it in batches with ``recvmmsg``/``sendmmsg`` (:mod:`pylamp.dns.udpbatch`:
+~9 us of CPU per query under load instead of ~14), handing the queries without a stored reply
+to the loop; elsewhere a bare ``DatagramProtocol`` (no streams) answers on the loop. TCP uses
+streams (2-byte length prefix, several queries per connection, idle timeout, never
+truncated).
 
 Extension points (used by the zone-transfer and health code):
 
