@@ -180,3 +180,26 @@ async def test_connection_id_is_the_handshakes_everywhere(tmp_path: Path) -> Non
     ).stdout
     # every QUERY event carries the id of the connection that ran it
     assert sorted({int(t) for t in re.findall(r"\bthread_id=(\d+)", out)}) == sorted(ids)
+
+
+async def test_server_preallocates_the_open_binlog(tmp_path: Path) -> None:
+    # zeros stand ahead of the open file's end (a durable commit's fsync then overwrites
+    # instead of growing the file); stopping cuts them off, and mysqlbinlog reads it cleanly
+    async with SqlServer(tmp_path, port=0, log_bin="db1", binlog_preallocate=65536) as db:
+
+        def work() -> int:
+            with _connect(db) as conn, conn.cursor() as cur:
+                cur.execute("CREATE DATABASE shop")
+                cur.execute("CREATE TABLE shop.t (a INT)")
+                cur.execute("INSERT INTO shop.t VALUES (7)")
+                cur.execute("SHOW MASTER STATUS")
+                return int(cur.fetchall()[0][1])
+
+        end = await asyncio.to_thread(work)
+        path = tmp_path / "db1-bin.000001"
+        assert path.stat().st_size >= 65536 > end
+    assert path.stat().st_size > end  # the STOP event
+    r = subprocess.run(["mysqlbinlog", str(path)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and r.stderr == "" and "INSERT INTO shop.t VALUES (7)" in r.stdout
+    async with SqlServer(tmp_path, port=0, log_bin="db1", binlog_preallocate=0):
+        assert (tmp_path / "db1-bin.000002").stat().st_size < 65536
