@@ -44,8 +44,10 @@ import json
 import struct
 import sys
 from array import array
+from collections.abc import Mapping
 from enum import Enum
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 import zstandard
 
@@ -63,6 +65,7 @@ __all__ = [
     "compute_proof",
     "decode_manifest",
     "encode_manifest",
+    "manifest_equals",
 ]
 
 PROTOCOL_VERSION = 2  # 2: Manifest rows in the compact encoding (1 sent them as JSON)
@@ -194,39 +197,44 @@ def encode_manifest(rows: Any) -> bytes:
     return b"".join([*fixed, text])
 
 
-def decode_manifest(data: bytes) -> dict[str, ManifestRow]:
-    """Decode :func:`encode_manifest`'s bytes into path -> row, or raise
-    :class:`ProtocolError` naming what is wrong."""
-    view = memoryview(data)
-    if len(view) < _MANIFEST_HEAD.size:
+class _Columns(NamedTuple):
+    rows: int
+    kinds: str
+    numbers: tuple[bytes, bytes, bytes]  # the raw modes, mtimes and sizes
+    strings: list[str]  # the paths, then the targets, then the digests
+
+
+_NUMBERS = (("H", 2), ("q", 8), ("Q", 8))
+
+
+def _columns(data: bytes) -> _Columns:
+    """The columns of :func:`encode_manifest`'s bytes, checked for shape (header, lengths,
+    kinds, UTF-8, string count); raises :class:`ProtocolError` naming what is wrong."""
+    if len(data) < _MANIFEST_HEAD.size:
         raise ProtocolError("malformed manifest: truncated header")
-    version, n = _MANIFEST_HEAD.unpack_from(view)
+    version, n = _MANIFEST_HEAD.unpack_from(data)
     if version != _MANIFEST_VERSION:
         raise ProtocolError(f"malformed manifest: unsupported encoding version {version}")
     at = _MANIFEST_HEAD.size
     if not n:
-        if len(view) != at:
+        if len(data) != at:
             raise ProtocolError("malformed manifest: bytes after an empty list")
-        return {}
-    if len(view) < at + n * _ROW_BYTES:
+        return _Columns(0, "", (b"", b"", b""), [])
+    if len(data) < at + n * _ROW_BYTES:
         raise ProtocolError(f"malformed manifest: too short for {n} rows")
     try:
-        kinds = bytes(view[at : at + n]).decode("ascii")
+        kinds = data[at : at + n].decode("ascii")
     except UnicodeDecodeError:
         raise ProtocolError("malformed manifest: unknown entry kind") from None
     if not _KINDS.issuperset(kinds):
         raise ProtocolError("malformed manifest: unknown entry kind")
     at += n
-    cols: list[array[int]] = []
-    for code, size in (("H", 2), ("q", 8), ("Q", 8)):
-        col = array(code)
-        col.frombytes(view[at : at + n * size])
-        if _SWAP:
-            col.byteswap()
-        cols.append(col)
+    numbers = []
+    for _code, size in _NUMBERS:
+        numbers.append(data[at : at + n * size])
         at += n * size
     try:
-        text = bytes(view[at:]).decode("utf-8", "surrogatepass")
+        text = data[at:].decode("utf-8", "surrogatepass")
     except UnicodeDecodeError as e:
         raise ProtocolError(f"malformed manifest: bad UTF-8 in paths: {e}") from None
     strings = text.split("\0")
@@ -234,12 +242,37 @@ def decode_manifest(data: bytes) -> dict[str, ManifestRow]:
         raise ProtocolError(
             f"malformed manifest: {len(strings)} strings for {n} rows (want {3 * n})"
         )
+    return _Columns(n, kinds, (numbers[0], numbers[1], numbers[2]), strings)
+
+
+def _array(code: str, raw: bytes) -> array[int]:
+    col = array(code)
+    col.frombytes(raw)
+    if _SWAP:
+        col.byteswap()
+    return col
+
+
+def decode_manifest(data: bytes) -> dict[str, ManifestRow]:
+    """Decode :func:`encode_manifest`'s bytes into path -> row, or raise
+    :class:`ProtocolError` naming what is wrong."""
+    n, kinds, numbers, strings = _columns(data)
+    modes, mtimes, sizes = (_array(c, raw) for (c, _), raw in zip(_NUMBERS, numbers, strict=True))
     paths = strings[:n]
     # One C-level pass builds every row: no Python code runs per row.
     out = dict(
         zip(
             paths,
-            zip(paths, kinds, *cols, strings[n : 2 * n], strings[2 * n :], strict=True),
+            zip(
+                paths,
+                kinds,
+                modes,
+                mtimes,
+                sizes,
+                strings[n : 2 * n],
+                strings[2 * n :],
+                strict=True,
+            ),
             strict=True,
         )
     )
@@ -248,6 +281,40 @@ def decode_manifest(data: bytes) -> dict[str, ManifestRow]:
     if "" in out:
         raise ProtocolError("malformed manifest: an empty path")
     return out
+
+
+def manifest_equals(data: bytes, rows: Mapping[str, ManifestRow]) -> bool:
+    """True when ``data`` (:func:`encode_manifest`'s bytes) lists exactly ``rows`` (path ->
+    row, each row under its own path as manifests hold them), in any order; False otherwise,
+    also for malformed bytes (which :func:`decode_manifest` then reports).
+
+    The sender asks this before decoding the receiver's list: when nothing changed it skips
+    building a row per entry, which took ~0.6 ms, and then a first look by the garbage
+    collector at the 2,000 new rows, ~1 ms more in a 30 ms no-change push. Each column of
+    ours is built in the receiver's order in one C-level pass and compared whole (~0.5 ms)."""
+    try:
+        n, kinds, numbers, strings = _columns(data)
+    except ProtocolError:
+        return False
+    paths = strings[:n]
+    if n != len(rows) or rows.keys() != set(paths):
+        return False  # (with equal sizes, equal sets also rule out a path listed twice)
+    mine = list(map(rows.__getitem__, paths))
+    if "".join(map(_KIND, mine)) != kinds:
+        return False
+    try:
+        for (code, _), get, raw in zip(_NUMBERS, (_MODE, _MTIME, _SIZE), numbers, strict=True):
+            if _column(code, map(get, mine)) != raw:
+                return False
+    except (OverflowError, TypeError):
+        return False  # a value of ours that the encoding cannot hold: not equal
+    return (
+        list(map(_TARGET, mine)) == strings[n : 2 * n]
+        and list(map(_DIGEST, mine)) == strings[2 * n :]
+    )
+
+
+_KIND, _MODE, _MTIME, _SIZE, _TARGET, _DIGEST = map(itemgetter, range(1, 7))
 
 
 def compute_proof(key: bytes, role: Role, server_nonce: bytes, client_nonce: bytes) -> bytes:

@@ -54,7 +54,14 @@ from .manifest import (
     scan_paths,
     update_manifest,
 )
-from .protocol import NEED_DATA, ProtocolError, Role, SyncConnection, decode_manifest
+from .protocol import (
+    NEED_DATA,
+    ProtocolError,
+    Role,
+    SyncConnection,
+    decode_manifest,
+    manifest_equals,
+)
 from .stats import SyncStats
 
 __all__ = [
@@ -358,6 +365,10 @@ class SyncSession:
                 self.manifest = {}
                 while True:
                     m: ev.Manifest = await inbox.get(ev.Manifest)
+                    if not (self.manifest or m.more or checksum) and manifest_equals(m.rows, tree):
+                        # The receiver holds exactly our tree: no need to build its rows.
+                        self.manifest = dict(tree)
+                        break
                     self.manifest.update(decode_manifest(m.rows))
                     if not m.more:
                         break

@@ -20,6 +20,7 @@ from pylamp.sync.protocol import (
     ProtocolError,
     decode_manifest,
     encode_manifest,
+    manifest_equals,
 )
 
 # Names as os.scandir gives them: any text without NUL or "/", including the lone surrogates
@@ -57,6 +58,57 @@ def _rows(draw: st.DrawFn) -> list[Row]:
 def test_manifest_rows_round_trip(rows: list[Row]) -> None:
     data = encode_manifest(rows)
     assert decode_manifest(data) == {r[0]: r for r in rows}
+
+
+_FIELD_CHANGES = [
+    lambda r: (r[0] + "x", *r[1:]),
+    lambda r: (r[0], "d" if r[1] != "d" else "f", *r[2:]),
+    lambda r: (*r[:2], r[2] ^ 1, *r[3:]),
+    lambda r: (*r[:3], r[3] + 1, *r[4:]),
+    lambda r: (*r[:4], r[4] ^ 1, *r[5:]),
+    lambda r: (*r[:5], r[5] + "t", r[6]),
+    lambda r: (*r[:6], r[6] + "d"),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(_rows(), st.data())
+def test_manifest_equals_agrees_with_decoding(rows: list[Row], data: st.DataObject) -> None:
+    """The sender's shortcut says "equal" exactly when the decoded list equals its tree: for
+    the same rows in another order, and for a row dropped, added, changed or doubled."""
+    encoded = encode_manifest(rows)
+    mine = {r[0]: r for r in data.draw(st.permutations(rows))}
+    how = data.draw(st.sampled_from(["same", "drop", "add", "change", "double"]))
+    if rows and how == "drop":
+        mine.pop(rows[0][0])
+    elif how == "add":
+        mine["zz/new"] = ("zz/new", "f", 0o644, 1, 2, "", "")
+    elif rows and how == "change":
+        old = data.draw(st.sampled_from(rows))
+        new = data.draw(st.sampled_from(_FIELD_CHANGES))(old)
+        del mine[old[0]]
+        mine[new[0]] = new
+    elif len(rows) >= 2 and how == "double":
+        # The receiver lists one path twice and leaves another out: same count, same kinds.
+        a, b = rows[0], rows[1]
+        encoded = encode_manifest([a, (a[0], *b[1:]), *rows[2:]])
+        assert not manifest_equals(encoded, mine)
+        return
+    try:
+        want = decode_manifest(encoded) == mine
+    except ProtocolError:
+        want = False
+    assert manifest_equals(encoded, mine) is want
+
+
+def test_manifest_equals_is_false_for_broken_bytes_and_values_that_do_not_fit() -> None:
+    mine = decode_manifest(_GOOD)
+    assert manifest_equals(_GOOD, mine)
+    assert not manifest_equals(_GOOD[:-1], mine)
+    assert not manifest_equals(b"", {})
+    assert manifest_equals(encode_manifest([]), {})
+    huge = dict(mine, **{"a.html": ("a.html", "f", 0o644, 7, 2**64, "", "")})
+    assert not manifest_equals(_GOOD, huge)
 
 
 def test_a_scanned_tree_round_trips_with_links_digests_and_odd_names(tmp_path: Path) -> None:
