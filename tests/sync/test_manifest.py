@@ -155,6 +155,31 @@ def test_scan_records_links_without_following_and_finds_temps(tmp_path: Path) ->
     assert sorted(part) == [".", "d", "d/f.txt"]
 
 
+def test_scan_follows_a_symlinked_root_but_never_a_directory_swapped_for_a_link(
+    tmp_path: Path,
+) -> None:
+    from pylamp.sync.manifest import Manifest, _walk
+
+    (tmp_path / "real/sub").mkdir(parents=True)
+    (tmp_path / "real/sub/f.txt").write_text("x")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside/secret").write_text("s")
+    os.symlink("real", tmp_path / "root-link")
+    assert sorted(scan(tmp_path / "root-link").entries) == [".", "sub", "sub/f.txt"]
+    # A directory listed as one and replaced by a symlink before the scan descends into it
+    # (the race, played by hand): its listing is refused, not read through the link.
+    os.rename(tmp_path / "real/sub", tmp_path / "real/sub-old")
+    os.symlink(tmp_path / "outside", tmp_path / "real/sub")
+    out: Manifest = {}
+    _walk(str(tmp_path / "real"), "sub", Excluder(), out, [])
+    assert out == {}
+    # A directory gone, or turned into a file, is skipped the same way.
+    _walk(str(tmp_path / "real"), "gone", Excluder(), out, [])
+    (tmp_path / "real/file").write_text("f")
+    _walk(str(tmp_path / "real"), "file", Excluder(), out, [])
+    assert out == {}
+
+
 _names = st.sampled_from(["a", "b", "c", "d/e", "d/f", "g/h/i"])
 
 
