@@ -310,13 +310,16 @@ class Answerer:
         if cache is None:
             return None
         tail = query[2:]
-        key = tail.lower()
-        entry = cache.get(key)
+        # A query asked in lower case (most are) is its own key: one lookup, no lower().
+        entry = cache.get(tail)
+        exact = entry is not None
         if entry is None:
-            # EDNS options (a resolver's COOKIE, padding) do not change our reply: answer
-            # as for the same query without them.
-            plain = _without_edns_options(query)
-            return None if plain is None else self.answer_cached(plain, udp_limit)
+            entry = cache.get(tail.lower())
+            if entry is None:
+                # EDNS options (a resolver's COOKIE, padding) do not change our reply:
+                # answer as for the same query without them.
+                plain = _without_edns_options(query)
+                return None if plain is None else self.answer_cached(plain, udp_limit)
         index, variants = entry
         if index < 0:
             body = variants[0]
@@ -325,7 +328,7 @@ class Answerer:
             count = counters[index]
             counters[index] = count + 1
             body = variants[count % len(variants)]
-        if tail == key:  # question in lower case: the stored body is the reply
+        if exact:  # question in lower case: the stored body is the reply
             return query[:2] + body
         end = query.find(0, 12)
         return query[:2] + body[:10] + query[12:end] + body[end - 2 :]

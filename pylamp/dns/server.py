@@ -278,11 +278,11 @@ class DnsServer:
         """Answer UDP on ``sock``: from the batch thread if we may, else on the loop."""
         loop = asyncio.get_running_loop()
         if self.udp_batch and batch_available():
-            cached, limit = self.answerer.answer_cached, self.max_udp_size
             self._udp_sock = sock
             self._udp_service = UdpBatchService(
                 sock,
-                lambda query: cached(query, limit),  # ~0.2 us cheaper than a partial
+                self.answerer.answer_cached,
+                self.max_udp_size,
                 self._udp_miss,
                 self._answer_lock,
                 loop,

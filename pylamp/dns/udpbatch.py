@@ -207,15 +207,16 @@ class BatchSocket:
             int.from_bytes(raw[24:28], sys.byteorder),
         )
 
-    def answer(self, respond: Callable[[bytes], bytes | None]) -> list[int]:
-        """Queue ``respond(datagram)`` as the reply to each datagram received; the indexes
-        of those it returned None for (to answer some other way)."""
+    def answer(self, respond: Callable[[bytes, Any], bytes | None], arg: Any = None) -> list[int]:
+        """Queue ``respond(datagram, arg)`` as the reply to each datagram received; the
+        indexes of those it returned None for (to answer some other way). (``arg`` spares
+        a wrapping lambda: ~0.1 us a datagram.)"""
         lens, recv_mem, send_view = self._recv_lens, self._recv_mem, self._send_view
         send_lens, send_names, send_slots = self._send_lens, self._send_names, self._send_slots
         misses = []
         out = self._pending
         for i, (start, len_at, name) in enumerate(self._recv_slots[: self._count]):
-            reply = respond(recv_mem[start : start + lens[len_at]])
+            reply = respond(recv_mem[start : start + lens[len_at]], arg)
             if reply is None:
                 misses.append(i)
                 continue
@@ -259,16 +260,17 @@ class BatchSocket:
 class UdpBatchService:
     """Serves a UDP socket from a thread with a :class:`BatchSocket`.
 
-    Each batch is answered with ``cached(query)`` (the Answerer's stored replies) while
-    holding ``lock``; queries it has no reply for are handed to ``miss(query, peer)`` on
-    ``loop`` (thread-safe), which answers them as the event-loop path does. :meth:`stop`
-    ends the thread; the socket stays open for the caller to close.
+    Each batch is answered with ``cached(query, udp_limit)`` (the Answerer's stored
+    replies) while holding ``lock``; queries it has no reply for are handed to
+    ``miss(query, peer)`` on ``loop`` (thread-safe), which answers them as the event-loop
+    path does. :meth:`stop` ends the thread; the socket stays open for the caller to close.
     """
 
     def __init__(
         self,
         sock: socket.socket,
-        cached: Callable[[bytes], bytes | None],
+        cached: Callable[[bytes, int], bytes | None],
+        udp_limit: int,
         miss: Callable[[bytes, tuple[Any, ...]], None],
         lock: threading.Lock,
         loop: asyncio.AbstractEventLoop,
@@ -276,6 +278,7 @@ class UdpBatchService:
     ) -> None:
         self.batch = BatchSocket(sock, size)
         self._cached = cached
+        self._udp_limit = udp_limit
         self._miss = miss
         self._lock = lock
         self._loop = loop
@@ -298,7 +301,7 @@ class UdpBatchService:
             await self._done.wait()
 
     def _run(self) -> None:
-        batch, cached, lock = self.batch, self._cached, self._lock
+        batch, cached, limit, lock = self.batch, self._cached, self._udp_limit, self._lock
         try:
             while True:
                 try:
@@ -313,7 +316,7 @@ class UdpBatchService:
                 self.datagrams += count
                 try:
                     with lock:
-                        misses = batch.answer(cached)
+                        misses = batch.answer(cached, limit)
                     batch.flush()
                     for i in misses:
                         self._loop.call_soon_threadsafe(

@@ -56,13 +56,13 @@ def test_batch_takes_queued_datagrams_at_once_and_replies_to_each_sender(host: s
                 client.sendto(payload, where)
                 sent.append((payload, client))
             assert batch.receive() == 8  # the batch size caps it
-            misses = batch.answer(lambda data: None if data == b"drop" else b"re:" + data)
+            misses = batch.answer(lambda data, _arg: None if data == b"drop" else b"re:" + data)
             assert misses == [4]
             assert batch.datagram(4) == b"drop"
             assert batch.peer(4)[:2] == clients[1].getsockname()[:2]
             assert batch.flush() == 7
             assert batch.receive() == 3
-            batch.answer(lambda data: b"re:" + data)
+            batch.answer(lambda data, tag: tag + data, b"re:")
             assert batch.flush() == 3
             for payload, client in sent:
                 if payload != b"drop":
@@ -80,7 +80,7 @@ def test_refused_reply_is_skipped_and_the_rest_sent() -> None:
         assert batch.receive() == 3
         # Make datagram 1 look as if it came from port 0, which Linux will not send to.
         ctypes.memset(batch._name_base + 1 * 128 + 2, 0, 2)
-        batch.answer(lambda data: b"re" + data)
+        batch.answer(lambda data, _arg: b"re" + data)
         assert batch.flush() == 2
         assert [client.recv(10), client.recv(10)] == [b"re\x00", b"re\x02"]
 
