@@ -126,6 +126,9 @@ class Binlog:
         self._fd: int | None = None
         self._file = ""
         self._pos = 0
+        self._visible = 0
+        """End of what readers may see in the current file: appended, fsynced (per ``sync``)
+        and committed by the caller (see :meth:`rotate_if_full`); ``_pos`` may be ahead."""
         self._allocated = 0
         self.preallocate = preallocate
         self._unsynced = 0
@@ -281,6 +284,7 @@ class Binlog:
         if self.sync:
             os.fsync(fd)
         self._fd, self._file, self._pos, self._unsynced = fd, name, len(data), 0
+        self._visible = self._pos
         self._allocated = len(data)
         self._notify()
         self._files.append(name)
@@ -293,6 +297,7 @@ class Binlog:
             last, timestamp=int(self._clock()), server_id=self.server_id, position=self._pos
         )
         self._write(data)
+        self._visible = self._pos
         os.ftruncate(self._fd, self._pos)  # drop the preallocated zeros
         self._clear_in_use(self._fd)
         if self.sync:
@@ -316,7 +321,6 @@ class Binlog:
             view = view[written:]
             at += written
         self._pos = end
-        self._notify()
 
     def rotate(self) -> str:
         """Close the current file with a ROTATE event and start the next (FLUSH LOGS)."""
@@ -415,8 +419,17 @@ class Binlog:
             return end
 
     def rotate_if_full(self) -> None:
-        """Rotate when the current file has reached ``max_size``."""
+        """The caller has committed what it appended: show it to readers (:meth:`wait_past`,
+        :meth:`read_events`, :meth:`position`), then rotate when the file has reached
+        ``max_size``.
+
+        A transaction appended with ``rotate=False`` stays invisible until then, so a binlog
+        dump never streams a transaction whose commit might still fail and be undone.
+        """
         with self._lock:
+            if self._fd is not None and self._visible != self._pos:
+                self._visible = self._pos
+                self._notify()
             if self._fd is not None and self._pos >= self.max_size:
                 self.rotate()
 
@@ -444,9 +457,10 @@ class Binlog:
     # -- reading -----------------------------------------------------------------------------
 
     def position(self) -> Position:
-        """Where the next transaction will be written (SHOW MASTER STATUS)."""
+        """The end of the committed log (SHOW MASTER STATUS): where the next transaction
+        goes once the ones appended but not yet committed are."""
         with self._lock:
-            return Position(self._file, self._pos)
+            return Position(self._file, self._visible)
 
     def _notify(self) -> None:
         with self._grown:  # re-entrant: callers may hold the lock already
@@ -459,7 +473,7 @@ class Binlog:
         after = Position(*after)
         with self._grown:
             return self._grown.wait_for(
-                lambda: self._fd is None or Position(self._file, self._pos) > after, timeout
+                lambda: self._fd is None or Position(self._file, self._visible) > after, timeout
             )
 
     def files(self) -> list[tuple[str, int]]:
@@ -467,7 +481,9 @@ class Binlog:
         with self._lock:
             out = []
             for name in self._files:
-                size = self._pos if name == self._file else (self.directory / name).stat().st_size
+                size = (
+                    self._visible if name == self._file else (self.directory / name).stat().st_size
+                )
                 out.append((name, size))
             return out
 
@@ -476,7 +492,7 @@ class Binlog:
             if name not in self._files:
                 raise BinlogError(f"Could not find target log {name!r}")
             if name == self._file:
-                return self._pos
+                return self._visible
             return (self.directory / name).stat().st_size
 
     def read_events(self, name: str, start: int = 4) -> Iterator[tuple[int, Event]]:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from pylamp.db.binlog import Binlog, BinlogError
 from pylamp.db.binlog_events import (
     BINLOG_IN_USE,
+    EventType,
     LoggedStatement,
     Position,
     Rotate,
@@ -396,3 +397,32 @@ def test_wait_past(tmp_path: Path) -> None:
         waiter.start()
     waiter.join(30)  # closing the log wakes a waiter too
     assert woke == [True, True]
+
+
+def test_readers_see_a_deferred_transaction_only_once_committed(tmp_path: Path) -> None:
+    # append_transaction(rotate=False) is the engine's path: fsynced, but SQLite has not
+    # committed yet (and may still fail and undo it), so no reader may see it
+    with Binlog(tmp_path, "v", 1) as b:
+        start = b.position()
+        woke: list[bool] = []
+        waiter = threading.Thread(target=lambda: woke.append(b.wait_past(start, timeout=30)))
+        waiter.start()
+        end = b.append_transaction("a", ["INSERT INTO t VALUES (1)"], T0, rotate=False)
+        assert end.pos > start.pos
+        assert not b.wait_past(start, timeout=0)
+        assert b.position() == start and b.files() == [(start.file, start.pos)]
+        assert list(b.read_events(start.file, start.pos)) == []
+        assert woke == []
+        b.rotate_if_full()  # the caller committed
+        waiter.join(30)
+        assert woke == [True] and b.position() == end
+        assert [e.header.type_code for _, e in b.read_events(start.file, start.pos)] == [
+            EventType.QUERY,
+            EventType.QUERY,
+            EventType.XID,
+        ]
+        # an undone one never shows
+        again = b.append_transaction("a", ["INSERT INTO t VALUES (2)"], T0, rotate=False)
+        b.undo(again)
+        b.rotate_if_full()
+        assert b.position() == end and list(b.read_events(end.file, end.pos)) == []

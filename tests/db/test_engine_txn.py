@@ -447,7 +447,8 @@ def test_undo_after_a_full_file_keeps_the_transaction_in_that_file(tmp_path: Pat
     end = log.append_transaction(
         "d", ["INSERT INTO t VALUES ('" + "x" * 5000 + "')"], CLOCK, rotate=False
     )
-    assert end.file == first.file and log.position() == end  # not rotated yet
+    # not rotated, and not shown to readers before the caller commits
+    assert end.file == first.file and log.position() == first
     log.undo(end)
     assert log.position() == first and list(log.transactions_after(None)) == []
     with pytest.raises(BinlogError):
