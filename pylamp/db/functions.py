@@ -270,3 +270,17 @@ def register_functions(conn: sqlite3.Connection) -> None:
     for name, nargs, fn in _FUNCTIONS:
         conn.create_function(name, nargs, fn, deterministic=True)
     conn.create_aggregate("PYLAMP_GROUP_CONCAT", 5, _OrderedGroupConcat)  # type: ignore[arg-type]
+    # not deterministic: SQLite must call it every time (per row, as MySQL does)
+    conn.create_function("SLEEP", 1, _sleep)
+
+
+def _sleep(seconds: Any) -> int:
+    """MySQL's SLEEP(n): pause this connection's thread n seconds (NULL or negative: not at
+    all), then return 0. The GIL is released meanwhile, so other connections go on."""
+    try:
+        delay = float(seconds) if seconds is not None else 0.0
+    except (TypeError, ValueError):
+        delay = 0.0
+    if delay > 0:
+        time.sleep(delay)
+    return 0

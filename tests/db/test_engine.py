@@ -718,3 +718,29 @@ def test_foreign_keys_are_kept_and_shown(session: Session) -> None:
     ok(session, "ALTER TABLE kid ADD CONSTRAINT fk_q2 FOREIGN KEY (q) REFERENCES par (id)")
     create = rows(session, "SHOW CREATE TABLE kid")[0][1]
     assert "`fk_q`" not in create and "`fk_q2`" in create
+
+
+def test_count_column_is_not_null(session: Session) -> None:
+    session.execute("CREATE TABLE t (a INT)")
+    for sql in ("SELECT COUNT(*) FROM t", "SELECT COUNT(a) AS n FROM t"):
+        (result,) = session.execute(sql)
+        assert isinstance(result, ResultSet) and result.rows == [(0,)]
+        (column,) = result.columns
+        assert column.type_code == FieldType.LONGLONG
+        assert column.flags & ColumnFlag.NOT_NULL
+
+
+def test_empty_query_is_error_1065_with_sqlstate_42000(session: Session) -> None:
+    with pytest.raises(SqlError) as e:
+        session.execute("  ")
+    assert (e.value.errno, e.value.sqlstate) == (1065, "42000")
+
+
+def test_sleep_pauses_and_returns_zero(session: Session) -> None:
+    import time
+
+    assert one(session, "SELECT SLEEP(0)") == 0
+    assert one(session, "SELECT SLEEP(NULL)") == 0
+    started = time.monotonic()
+    assert one(session, "SELECT SLEEP(0.05)") == 0
+    assert time.monotonic() - started >= 0.05  # a lower bound: sleep never returns early
