@@ -53,7 +53,7 @@ def _rows(draw: st.DrawFn) -> list[Row]:
     return rows
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(_rows())
 def test_manifest_rows_round_trip(rows: list[Row]) -> None:
     data = encode_manifest(rows)
@@ -71,7 +71,7 @@ _FIELD_CHANGES = [
 ]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(_rows(), st.data())
 def test_manifest_equals_agrees_with_decoding(rows: list[Row], data: st.DataObject) -> None:
     """The sender's shortcut says "equal" exactly when the decoded list equals its tree: for
