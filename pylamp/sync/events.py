@@ -2,7 +2,9 @@
 
 Each message has a one-byte type code. On the wire its body is a JSON array of the fields that
 are not ``bytes`` followed by the one ``bytes`` field, if any, raw (see :mod:`.protocol`).
-Paths are relative POSIX strings; manifest rows are :class:`~.manifest.Entry` tuples.
+Paths are relative POSIX strings; the rows of Mkdirs, Symlinks and Meta are
+:class:`~.manifest.Entry` fields, while the receiver's file list (:class:`Manifest`) travels
+as one ``bytes`` field in the columnar encoding of :func:`~.protocol.encode_manifest`.
 """
 
 from __future__ import annotations
