@@ -60,6 +60,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "--read-only", action="store_true", default=None, help="refuse writes (error 1290)"
     )
     parser.add_argument("--max-connections", type=int, metavar="N", help="default 500")
+    parser.add_argument(
+        "--binlog-preallocate",
+        type=int,
+        metavar="BYTES",
+        help="zeros kept ahead of the open binlog file's end (default 1 MiB; 0: off)",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return parser
 
@@ -106,7 +112,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[dict[str, Any], str, 
     if args.listen is not None:
         settings["host"], settings["port"] = args.listen
     options = ("data_dir", "server_id", "log_bin", "root_password", "max_binlog_size")
-    for key in (*options, "read_only", "max_connections"):
+    for key in (*options, "read_only", "max_connections", "binlog_preallocate"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     if args.sync_binlog is not None:

@@ -103,3 +103,12 @@ async def test_bad_arguments_exit_with_usage(tmp_path: Path) -> None:
         _, err = await proc.communicate()
         assert proc.returncode == 2
         assert b"usage:" in err
+
+
+def test_binlog_preallocate_option(tmp_path: Path) -> None:
+    from pylamp.db.__main__ import parse_args
+
+    settings, _, _ = parse_args(["--data-dir", str(tmp_path), "--binlog-preallocate", "0"])
+    assert settings["binlog_preallocate"] == 0
+    settings, _, _ = parse_args(["--data-dir", str(tmp_path)])
+    assert "binlog_preallocate" not in settings  # SqlServer's default (1 MiB) applies
