@@ -6,8 +6,8 @@ the loop's own work per datagram (about 13-15 us of CPU per query on the benchma
 about what BIND 9 spends). A dedicated thread that blocks in ``recvmmsg`` (the GIL is released
 during the call) takes every datagram queued on the socket at once, answers those the
 :class:`~pylamp.dns.answer.Answerer`'s stored replies cover, and sends all the replies with
-one ``sendmmsg``: about 9-10 us per query at ``dnsperf -c 8 -q 500``, where batches average
-~16 datagrams. ctypes costs about 1 us per call, so this pays only because batches hold more
+one ``sendmmsg``: about 9 us per query at ``dnsperf -c 8 -q 500``, where batches average
+~20 datagrams. ctypes costs about 1 us per call, so this pays only because batches hold more
 than one datagram under load; an idle server answers one query per batch at about the cost of
 the event-loop path.
 
@@ -40,8 +40,9 @@ __all__ = ["BatchSocket", "UdpBatchService", "batch_available"]
 
 log = logging.getLogger("pylamp.dns")
 
-#: Datagrams per system call. Under ``dnsperf -c 8 -q 500`` batches average ~16 and
-#: seldom reach 64; a larger array only costs address space.
+#: Datagrams per system call at most. Batches averaged ~8 at ``dnsperf -c 1 -q 20``, ~20 at
+#: ``-c 8 -q 500`` and ~50 at ``-c 20 -q 1000``; past that the per-call cost (~2-3 us for both
+#: calls) is already spread thin.
 BATCH_SIZE = 64
 #: Bytes per datagram slot: the largest UDP payload, so nothing is ever cut. The slots are
 #: anonymous mmap pages, resident only once the kernel writes into them (one page each for
