@@ -100,6 +100,13 @@ _RESERVED = _SYSTEM_DBS | {"main", "temp"}
 _DB_NAME = re.compile(r"[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}")
 _LOCK_WAIT_TIMEOUT = 50.0  # seconds, MySQL's innodb_lock_wait_timeout
 _CACHE_LIMIT = 20000
+# Page size of new database files. SQLite's WAL logs whole pages: a single-row autocommit
+# INSERT dirties three (the table's leaf, sqlite_sequence for AUTO_INCREMENT, _pylamp_meta for
+# the binlog position), so 4 KiB pages write 12 KiB to the WAL per commit and 1 KiB pages 3 KiB.
+# Less to write back makes the binlog's fsync (a device flush) cheaper and the WAL checksums
+# too: durable INSERTs, 3 paired runs, 684/777 -> 619/647 us each (fdatasync 276-306 ->
+# 225-248 us). SQLite's own default was 1 KiB until 3.12; rows beyond ~1 KiB overflow.
+_PAGE_SIZE = 1024
 _CHECKPOINT_EVERY = 256  # commits to a database between background WAL checkpoints
 _CHECKPOINT_IDLE_S = 1.0  # ... or this long after the last one
 _CHECKPOINT_LOCK_WAIT_S = 0.05
@@ -2326,6 +2333,7 @@ class Session:
         tmp.unlink(missing_ok=True)
         conn = sqlite3.connect(str(tmp), isolation_level=None)
         try:
+            conn.execute(f"PRAGMA page_size = {_PAGE_SIZE}")  # before the first write
             conn.execute("PRAGMA journal_mode = WAL")
             _init_db_file(conn, "main")
             if position is not None:

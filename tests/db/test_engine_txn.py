@@ -243,6 +243,8 @@ def test_read_only_mode(tmp_path: Path) -> None:
 def test_wal_mode_and_relaxed_sync(engine: Engine, session: Session) -> None:
     conn = sqlite3.connect(str(engine.db_path("shop")))
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    # small pages: the WAL logs whole pages, three per single-row autocommit INSERT
+    assert conn.execute("PRAGMA page_size").fetchone()[0] == 1024
     conn.close()
 
 
