@@ -15,6 +15,7 @@ from pathlib import Path
 import dns.asyncquery
 import dns.message
 import pytest
+from dns_polling import until
 from dns_testzones import FOO_ZONE, QUERIES, QuerySpec, mutated_packets, query_wire
 from dns_threaded import server_in_thread
 from hypothesis import HealthCheck, given, settings
@@ -23,7 +24,7 @@ from hypothesis import strategies as st
 import pylamp.dns.server
 from pylamp.dns.answer import Answerer
 from pylamp.dns.server import DnsServer
-from pylamp.dns.udpbatch import BatchSocket, batch_available
+from pylamp.dns.udpbatch import BatchSocket, UdpBatchService, batch_available
 from pylamp.dns.zone import load_zone
 
 TIMEOUT = 5.0
@@ -94,6 +95,37 @@ def test_wake_ends_a_blocked_receive() -> None:
         batch.wake()
         thread.join(TIMEOUT)
         assert got == [0]
+
+
+async def test_service_hands_misses_and_failures_to_the_loop() -> None:
+    loop = asyncio.get_running_loop()
+    missed: list[tuple[bytes, tuple[str, int]]] = []
+
+    def cached(query: bytes, limit: int) -> bytes | None:
+        if query == b"boom":
+            raise ValueError("a bug in the answer code")
+        return None if query == b"miss" else b"re" + query
+
+    with _bound("127.0.0.1") as server_sock, _bound("127.0.0.1") as client:
+        client.setblocking(False)
+        service = UdpBatchService(
+            server_sock,
+            cached,
+            512,
+            lambda q, peer: missed.append((q, peer)),
+            threading.Lock(),
+            loop,
+        )
+        service.start()
+        try:
+            for payload in (b"boom", b"miss", b"ok"):
+                await loop.sock_sendto(client, payload, server_sock.getsockname())
+            # Whether the three came in one batch or not, "boom" costs "ok" nothing.
+            assert await asyncio.wait_for(loop.sock_recv(client, 100), TIMEOUT) == b"reok"
+            await until(lambda: len(missed) == 2, "the misses to reach the loop")
+            assert missed == [(b"boom", client.getsockname()), (b"miss", client.getsockname())]
+        finally:
+            await service.stop()
 
 
 # --- a server on the batch path ---------------------------------------------------------
