@@ -31,8 +31,16 @@ from typing import Any
 
 from . import events as ev
 from .apply import PathRefused, PushApplier
-from .manifest import Entry, Excluder, scan
-from .protocol import NEED_DATA, ProtocolError, Role, State, SyncConnection, encode_manifest
+from .manifest import Entry, Excluder, scan, sorted_rows
+from .protocol import (
+    MANIFEST_ROWS,
+    NEED_DATA,
+    ProtocolError,
+    Role,
+    State,
+    SyncConnection,
+    encode_manifest,
+)
 
 __all__ = ["PathRefused", "SyncReceiver", "server_tls_context"]
 
@@ -40,7 +48,6 @@ log = logging.getLogger("pylamp.sync.receiver")
 
 _READ_SIZE = 1 << 18
 _BIG_FILE = 1 << 20  # signatures of files at least this big are computed in a thread
-_MANIFEST_ROWS = 20_000  # rows per Manifest message: frames stay far below the size limit
 
 
 def server_tls_context(
@@ -280,8 +287,8 @@ class _Handler:
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(self.rx.root, rel))
                     push.counts["temps_cleaned"] += 1
-            rows = list(found.entries.values())
-            n = _MANIFEST_ROWS
+            rows = sorted_rows(found.entries)
+            n = MANIFEST_ROWS
             for i in range(0, max(len(rows), 1), n):
                 data = encode_manifest(rows[i : i + n])
                 self.send(ev.Manifest(True, i + n < len(rows), data))

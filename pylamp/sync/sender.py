@@ -52,15 +52,17 @@ from .manifest import (
     resolve_moves,
     scan,
     scan_paths,
+    sorted_rows,
     update_manifest,
 )
 from .protocol import (
+    MANIFEST_ROWS,
     NEED_DATA,
     ProtocolError,
     Role,
     SyncConnection,
     decode_manifest,
-    manifest_equals,
+    encode_manifest,
 )
 from .stats import SyncStats
 
@@ -362,11 +364,17 @@ class SyncSession:
             if not isinstance(tree, dict):
                 tree = await tree
             if want:
+                # Our tree encoded as the receiver encodes its own (sorted rows): equal bytes
+                # mean nothing changed, and its rows need not be built. Made while its list is
+                # on the way; decoding it instead, then the garbage collector's first look at
+                # the 2,000 new rows, cost ~1.5 ms of a 30 ms no-change push.
+                ours = None
+                if not checksum and len(tree) <= MANIFEST_ROWS:
+                    ours = encode_manifest(sorted_rows(tree))
                 self.manifest = {}
                 while True:
                     m: ev.Manifest = await inbox.get(ev.Manifest)
-                    if not (self.manifest or m.more or checksum) and manifest_equals(m.rows, tree):
-                        # The receiver holds exactly our tree: no need to build its rows.
+                    if not (self.manifest or m.more) and m.rows == ours:
                         self.manifest = dict(tree)
                         break
                     self.manifest.update(decode_manifest(m.rows))

@@ -327,7 +327,7 @@ async def test_a_long_file_list_comes_in_several_messages(
 ) -> None:
     from pylamp.sync import receiver
 
-    monkeypatch.setattr(receiver, "_MANIFEST_ROWS", 3)
+    monkeypatch.setattr(receiver, "MANIFEST_ROWS", 3)
     src, dst = dirs
     sample_tree(src)
     async with SyncReceiver(dst, key=KEY) as rx:
