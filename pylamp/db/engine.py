@@ -3190,6 +3190,12 @@ class Session:
             raise SqlError(1381, "You are not using binary logging")
         if command.kind == "reset_master":
             return self._reset_master(command)
+        if command.kind == "flush_logs" and not self._holds_writer:
+            # under the writer lock: rotating closes the file, which would show readers (and
+            # put out of undo's reach) a transaction another session has appended but not yet
+            # committed
+            with self._writer():
+                return self.engine.admin(command)
         return self.engine.admin(command)
 
     def _reset_master(self, command: AdminCommand) -> ResultSet | Ok:

@@ -552,3 +552,38 @@ def test_position_table_is_one_btree_and_old_files_still_work(
     engine.bump_epoch("shop")  # re-attach
     session.execute("INSERT INTO t (v) VALUES ('a')")
     assert stored_position(engine, "shop") == tuple(binlog.position())
+
+
+def test_flush_logs_waits_for_an_open_write_transaction(tmp_path: Path) -> None:
+    from pylamp.db.binlog_admin import execute_binlog_admin
+
+    log = Binlog(tmp_path, "db1", 1, sync=1)
+    engine = Engine(
+        tmp_path, binlog=log, clock=lambda: CLOCK, admin=lambda c: execute_binlog_admin(c, log)
+    )
+    writer = engine.open_session("root", "127.0.0.1")
+    writer.execute("CREATE DATABASE shop; USE shop; CREATE TABLE t (a INT)")
+    first = log.position().file
+    writer.execute("BEGIN")
+    writer.execute("INSERT INTO t VALUES (1)")  # holds the writer lock until COMMIT
+    other = engine.open_session("root", "127.0.0.1")
+    flush = threading.Thread(target=other.execute, args=("FLUSH LOGS",))
+    flush.start()
+    flush.join(0.3)
+    assert flush.is_alive() and log.position().file == first  # rotating waits for COMMIT
+    writer.execute("COMMIT")
+    flush.join(30)
+    assert not flush.is_alive() and log.position().file != first
+    # the committed transaction stayed in the first file, whole
+    assert [t.end.file for t in log.transactions_after(None) if t.xid is not None] == [first]
+    # the lock holder itself may rotate (no deadlock on its own lock)
+    writer.execute("BEGIN")
+    writer.execute("INSERT INTO t VALUES (2)")
+    second = log.position().file
+    writer.execute("FLUSH LOGS")
+    assert log.position().file != second
+    writer.execute("COMMIT")
+    other.close()
+    writer.close()
+    engine.close()
+    log.close()
