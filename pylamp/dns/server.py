@@ -270,7 +270,12 @@ class DnsServer:
                 port,
                 "in batches (recvmmsg/sendmmsg thread)" if self.udp_batching else "on the loop",
             )
-            await self.roles.start()
+            try:
+                await self.roles.start()
+            except BaseException:
+                # e.g. a watched zone folder gone: free the port and the UDP thread again
+                await self.close()
+                raise
             return
         raise OSError(f"no port free for both UDP and TCP on {self.host}") from last_error
 

@@ -15,6 +15,7 @@ that tests call directly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -152,7 +153,13 @@ class ZoneWatcher:
         for folder in sorted({str(p.parent.resolve()) for p in self.files.values()}):
             observer.schedule(handler, folder, recursive=False)
         observer.daemon = True
-        observer.start()
+        try:
+            observer.start()
+        except BaseException:  # e.g. a folder vanished: stop what the observer did start
+            observer.stop()
+            with contextlib.suppress(RuntimeError):  # never started its own thread
+                observer.join(timeout=5)
+            raise
         self._observer = observer
 
     def stop(self) -> None:

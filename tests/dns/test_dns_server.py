@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -259,3 +260,25 @@ async def test_tcp_idle_connection_closed() -> None:
         writer.write(b"\x00\x20\x01")
         assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
         writer.close()
+
+
+@pytest.mark.parametrize("udp_batch", [True, False])
+async def test_failed_start_frees_its_port_and_threads(tmp_path: Path, udp_batch: bool) -> None:
+    # the watched zone's folder is gone by the time the server starts: start() raises, and
+    # leaves no socket bound and no UDP thread running behind it
+    folder = tmp_path / "zones"
+    folder.mkdir()
+    zone_file = folder / "foo.com.zone"
+    zone_file.write_text(FOO_ZONE)
+    server = DnsServer(zones=[zone_file], port=0, watch=True, udp_batch=udp_batch)
+    zone_file.unlink()
+    folder.rmdir()
+    threads_before = {t.ident for t in threading.enumerate()}
+    with pytest.raises(OSError):
+        await server.start()
+    assert not server.udp_batching
+    assert {t.ident for t in threading.enumerate()} <= threads_before, threading.enumerate()
+    assert server.port != 0
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_INET, kind) as probe:
+            probe.bind((server.host, server.port))  # raises EADDRINUSE if still held
