@@ -13,11 +13,14 @@ from pathlib import Path
 import dns.message
 import dns.query
 import dns.rcode
+import pytest
 from dns_polling import until
 from dns_process import TIMEOUT, children, running, spawn
 from dns_testzones import FOO_ZONE
 
 from pylamp.config import default_topology, dump_topology
+from pylamp.dns.__main__ import main as dns_main
+from pylamp.dns.server import DnsServer
 
 WWW = ["127.0.2.1", "127.0.2.2", "127.0.2.3"]
 
@@ -172,6 +175,23 @@ async def test_secondaries_and_zero_workers_are_refused(tmp_path: Path) -> None:
         _out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
         assert proc.returncode == 2, (args, err)
         assert b"--workers" in err and reason in err, err
+
+
+def test_workers_refused_without_so_reuseport(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a platform without SO_REUSEPORT (as if): the command line refuses --workers 2 with
+    # exit status 2 and says why, and the library refuses reuse_port; one worker still runs
+    zone = tmp_path / "foo.com.zone"
+    zone.write_text(FOO_ZONE)
+    monkeypatch.delattr(socket, "SO_REUSEPORT")
+    with pytest.raises(SystemExit) as exit_info:
+        dns_main(["--zone", str(zone), "--listen", "127.0.0.1:0", "--workers", "2"])
+    assert exit_info.value.code == 2
+    assert "SO_REUSEPORT" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="SO_REUSEPORT"):
+        DnsServer(zones=[zone], port=0, reuse_port=True)
+    DnsServer(zones=[zone], port=0)
 
 
 def _topology(tmp_path: Path) -> Path:
