@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from pylamp.sync.manifest import (
     Entry,
     Excluder,
+    Manifest,
     compare,
     move_candidates,
     resolve_moves,
@@ -126,11 +127,11 @@ def test_moves_are_resolved_by_size_and_digest() -> None:
 
 
 def test_update_manifest_with_scope_and_failures() -> None:
-    cache = tree(f("a"), d("sub"), f("sub/x"), f("sub/y"), f("other"))
+    cache: Manifest = dict(tree(f("a"), d("sub"), f("sub/x"), f("sub/y"), f("other")))
     src_part = {"sub": d("sub", mtime=3), "sub/x": f("sub/x", mtime=4), "sub/z": f("sub/z")}
     update_manifest(cache, src_part, scope=["sub"], failed=["sub/z"])
     assert sorted(cache) == [".", "a", "other", "sub", "sub/x"]
-    assert cache["sub/x"].mtime_ns == 4
+    assert Entry._make(cache["sub/x"]).mtime_ns == 4
     update_manifest(cache, tree(f("only")))
     assert sorted(cache) == [".", "only"]
 
@@ -158,7 +159,7 @@ def test_scan_records_links_without_following_and_finds_temps(tmp_path: Path) ->
 def test_scan_follows_a_symlinked_root_but_never_a_directory_swapped_for_a_link(
     tmp_path: Path,
 ) -> None:
-    from pylamp.sync.manifest import Manifest, _walk
+    from pylamp.sync.manifest import _walk
 
     (tmp_path / "real/sub").mkdir(parents=True)
     (tmp_path / "real/sub/f.txt").write_text("x")
