@@ -18,6 +18,9 @@ from typing import Any
 __all__ = ["register_functions"]
 
 
+_MAX_RESULT = 64 * 1024 * 1024
+
+
 def _nullsafe(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any) -> Any:
         if any(a is None for a in args):
@@ -184,6 +187,12 @@ def _digest(name: str) -> Callable[[Any], str]:
     return fn
 
 
+def _repeat(s: str, n: Any) -> str | None:
+    # MySQL answers NULL where the result would pass max_allowed_packet (64 MiB here)
+    count = max(0, int(n))
+    return None if len(s) * count > _MAX_RESULT else s * count
+
+
 def _truncate(v: Any, d: Any = 0) -> Any:
     from decimal import ROUND_DOWN, Decimal
 
@@ -200,6 +209,8 @@ _FUNCTIONS: list[tuple[str, int, Callable[..., Any]]] = [
     ("LPAD", 3, _nullsafe(lambda s, n, pad: _pad(s, n, pad, left=True))),
     ("RPAD", 3, _nullsafe(lambda s, n, pad: _pad(s, n, pad, left=False))),
     ("REVERSE", 1, _nullsafe(lambda s: _text(s)[::-1])),
+    ("REPEAT", 2, _nullsafe(lambda s, n: _repeat(_text(s), n))),
+    ("SPACE", 1, _nullsafe(lambda n: _repeat(" ", n))),
     ("YEAR", 1, _nullsafe(lambda v: _parse_dt(v).year)),
     ("MONTH", 1, _nullsafe(lambda v: _parse_dt(v).month)),
     ("DAY", 1, _nullsafe(lambda v: _parse_dt(v).day)),

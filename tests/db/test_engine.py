@@ -332,6 +332,10 @@ def test_common_functions(session: Session) -> None:
         "SUBSTRING('hello' FROM 2 FOR 2), TRIM(LEADING 'x' FROM 'xxa')",
     ) == [(2.56, 2, 3, "1971", "el", "a")]
     assert errno(session, "SELECT FROM_UNIXTIME(1, 2, 3)") == 1582
+    assert rows(session, "SELECT REPEAT('ab', 3), REPEAT('x', 0), REPEAT(NULL, 2), SPACE(2)") == [
+        ("ababab", "", None, "  ")
+    ]
+    assert one(session, "SELECT REPEAT('x', 100000000)") is None  # past max_allowed_packet
 
 
 def test_now_and_friends_are_determinised(session: Session) -> None:
