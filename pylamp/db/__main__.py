@@ -66,6 +66,12 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="zeros kept ahead of the open binlog file's end (default 1 MiB; 0: off)",
     )
+    parser.add_argument(
+        "--page-size",
+        type=int,
+        metavar="BYTES",
+        help="SQLite page size of new databases (default 4096; 512-65536, a power of two)",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return parser
 
@@ -112,13 +118,18 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[dict[str, Any], str, 
     if args.listen is not None:
         settings["host"], settings["port"] = args.listen
     options = ("data_dir", "server_id", "log_bin", "root_password", "max_binlog_size")
-    for key in (*options, "read_only", "max_connections", "binlog_preallocate"):
+    for key in (*options, "read_only", "max_connections", "binlog_preallocate", "page_size"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     if args.sync_binlog is not None:
         settings["sync_binlog"] = args.sync_binlog
     if settings["data_dir"] is None:
         parser.error("--data-dir (or --config and --name) is required")
+    page_size = settings.get("page_size")
+    if page_size is not None and not (
+        512 <= page_size <= 65536 and page_size & (page_size - 1) == 0
+    ):
+        parser.error(f"--page-size must be a power of two from 512 to 65536, not {page_size}")
     return settings, name, str(args.log_level).upper()
 
 

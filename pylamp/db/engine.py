@@ -100,13 +100,15 @@ _RESERVED = _SYSTEM_DBS | {"main", "temp"}
 _DB_NAME = re.compile(r"[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}")
 _LOCK_WAIT_TIMEOUT = 50.0  # seconds, MySQL's innodb_lock_wait_timeout
 _CACHE_LIMIT = 20000
-# Page size of new database files. SQLite's WAL logs whole pages: a single-row autocommit
-# INSERT dirties three (the table's leaf, sqlite_sequence for AUTO_INCREMENT, _pylamp_meta for
-# the binlog position), so 4 KiB pages write 12 KiB to the WAL per commit and 1 KiB pages 3 KiB.
-# Less to write back makes the binlog's fsync (a device flush) cheaper and the WAL checksums
-# too: durable INSERTs, 3 paired runs, 684/777 -> 619/647 us each (fdatasync 276-306 ->
-# 225-248 us). SQLite's own default was 1 KiB until 3.12; rows beyond ~1 KiB overflow.
-_PAGE_SIZE = 1024
+# Default page size of new database files (Engine's page_size; --page-size). SQLite's WAL logs
+# whole pages: a single-row autocommit INSERT dirties three (the table's leaf, sqlite_sequence
+# for AUTO_INCREMENT, _pylamp_meta for the binlog position), so 4 KiB pages write 12 KiB to
+# the WAL per commit and 1 KiB pages 3 KiB, which made small durable INSERTs ~10% faster here
+# (3 paired runs, 684/777 -> 619/647 us each). But rows beyond ~1 KiB then overflow into page
+# chains: with 3 KB TEXT rows a primary-key SELECT took 22 us instead of 12 and a full scan
+# 2.3x as long. Web content has such rows, so the default stays SQLite's 4 KiB.
+DEFAULT_PAGE_SIZE = 4096
+_PAGE_SIZES = frozenset(1 << n for n in range(9, 17))
 _CHECKPOINT_EVERY = 256  # commits to a database between background WAL checkpoints
 _CHECKPOINT_IDLE_S = 1.0  # ... or this long after the last one
 _CHECKPOINT_LOCK_WAIT_S = 0.05
@@ -548,7 +550,11 @@ class Engine:
         admin: AdminHandler | None = None,
         server_id: int = 1,
         variables: dict[str, Any] | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
     ) -> None:
+        if page_size not in _PAGE_SIZES:
+            raise ValueError(f"page_size must be a power of two from 512 to 65536, not {page_size}")
+        self.page_size = page_size
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.read_only = read_only
@@ -560,6 +566,7 @@ class Engine:
         self.variables["server_id"] = server_id
         self.variables["datadir"] = str(self.data_dir) + "/"
         self.variables["log_bin"] = "ON" if binlog is not None else "OFF"
+        self.variables["page_size"] = page_size
         if variables:
             self.variables.update(variables)
         self._rand = random.Random()
@@ -2333,7 +2340,7 @@ class Session:
         tmp.unlink(missing_ok=True)
         conn = sqlite3.connect(str(tmp), isolation_level=None)
         try:
-            conn.execute(f"PRAGMA page_size = {_PAGE_SIZE}")  # before the first write
+            conn.execute(f"PRAGMA page_size = {self.engine.page_size}")  # before the first write
             conn.execute("PRAGMA journal_mode = WAL")
             _init_db_file(conn, "main")
             if position is not None:

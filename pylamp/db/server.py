@@ -107,6 +107,8 @@ class SqlServer:
     ``binlog_preallocate`` bytes of zeros are kept ahead of the open binlog file's end (0: off),
     so that a durable commit's fsync overwrites blocks instead of growing the file, which on
     ext4 spares a journal commit per fsync (see :class:`~pylamp.db.binlog.Binlog`).
+    ``page_size`` is the SQLite page size of databases created from now on (4096; 1024 makes
+    small-row durable writes ~10% faster and rows over ~1 KiB slower, see the engine).
     """
 
     def __init__(
@@ -126,6 +128,7 @@ class SqlServer:
         max_allowed_packet: int = 64 * 1024 * 1024,
         max_connections: int = 500,
         binlog_preallocate: int = 1 << 20,
+        page_size: int = 4096,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
@@ -142,6 +145,7 @@ class SqlServer:
         self.max_allowed_packet = max_allowed_packet
         self.max_connections = max_connections
         self.binlog_preallocate = binlog_preallocate
+        self.page_size = page_size
         self._binlog: Any = None
         self._listener: socket.socket | None = None
         self._accept_task: asyncio.Task[None] | None = None
@@ -235,6 +239,7 @@ class SqlServer:
             binlog=binlog,
             admin=admin,
             server_id=self.server_id,
+            page_size=self.page_size,
             variables={
                 "port": self._port,
                 "sync_binlog": self.sync_binlog,

@@ -243,9 +243,27 @@ def test_read_only_mode(tmp_path: Path) -> None:
 def test_wal_mode_and_relaxed_sync(engine: Engine, session: Session) -> None:
     conn = sqlite3.connect(str(engine.db_path("shop")))
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    # small pages: the WAL logs whole pages, three per single-row autocommit INSERT
+    assert conn.execute("PRAGMA page_size").fetchone()[0] == 4096  # SQLite's default
+    conn.close()
+
+
+def test_page_size_of_new_databases(tmp_path: Path) -> None:
+    # smaller pages for small-row write loads: the WAL logs whole pages
+    engine = Engine(tmp_path, page_size=1024)
+    session = engine.open_session("root", "localhost")
+    session.execute("CREATE DATABASE small")
+    session.execute("CREATE TABLE small.t (id INT PRIMARY KEY AUTO_INCREMENT, v TEXT)")
+    session.execute("INSERT INTO small.t (v) VALUES ('" + "x" * 5000 + "')")
+    assert session.execute("SELECT @@page_size")[0].rows == [(1024,)]  # type: ignore[union-attr]
+    rows = session.execute("SELECT LENGTH(v) FROM small.t")[0].rows  # type: ignore[union-attr]
+    assert rows == [(5000,)]  # overflow pages and all
+    conn = sqlite3.connect(str(engine.db_path("small")))
     assert conn.execute("PRAGMA page_size").fetchone()[0] == 1024
     conn.close()
+    session.close()
+    engine.close()
+    with pytest.raises(ValueError, match="page_size"):
+        Engine(tmp_path, page_size=1000)
 
 
 def _hash(password: str) -> str:

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pymysql
+import pytest
 
 from pylamp.config import default_topology, dump_topology
 
@@ -112,3 +113,14 @@ def test_binlog_preallocate_option(tmp_path: Path) -> None:
     assert settings["binlog_preallocate"] == 0
     settings, _, _ = parse_args(["--data-dir", str(tmp_path)])
     assert "binlog_preallocate" not in settings  # SqlServer's default (1 MiB) applies
+
+
+def test_page_size_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pylamp.db.__main__ import parse_args
+
+    settings, _, _ = parse_args(["--data-dir", str(tmp_path), "--page-size", "1024"])
+    assert settings["page_size"] == 1024
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--data-dir", str(tmp_path), "--page-size", "1000"])
+    assert exit_info.value.code == 2
+    assert "--page-size must be a power of two" in capsys.readouterr().err
