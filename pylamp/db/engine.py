@@ -42,12 +42,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
 from sqlglot import exp
 
+from pylamp.db import show
 from pylamp.db import sql as sqlmod
 from pylamp.db.accounts import (
     ALL_PRIVILEGES,
@@ -55,7 +55,6 @@ from pylamp.db.accounts import (
     Account,
     Accounts,
     grant_database,
-    has_all_db_privileges,
     native_password_hash,
     parse_account,
     parse_privileges,
@@ -84,6 +83,7 @@ from pylamp.db.results import (
     SqlError,
 )
 from pylamp.db.sql import AdminCommand, Kind, NonDeterministic, Shape
+from pylamp.db.values import sqlite_value, text_result, value_column
 
 __all__ = [
     "AdminHandler",
@@ -147,124 +147,6 @@ _SQL_HINTS = re.compile(
     r"|STRAIGHT_JOIN|SQL_SMALL_RESULT|SQL_BIG_RESULT)\b",
     re.I,
 )
-
-
-_INFO_SCHEMA_EMPTY: dict[str, list[str]] = {
-    # always empty here, but clients (mysqldump) query them
-    "FILES": [
-        "FILE_ID",
-        "FILE_NAME",
-        "FILE_TYPE",
-        "TABLESPACE_NAME",
-        "TABLE_CATALOG",
-        "TABLE_SCHEMA",
-        "TABLE_NAME",
-        "LOGFILE_GROUP_NAME",
-        "LOGFILE_GROUP_NUMBER",
-        "ENGINE",
-        "FULLTEXT_KEYS",
-        "DELETED_ROWS",
-        "UPDATE_COUNT",
-        "FREE_EXTENTS",
-        "TOTAL_EXTENTS",
-        "EXTENT_SIZE",
-        "INITIAL_SIZE",
-        "MAXIMUM_SIZE",
-        "AUTOEXTEND_SIZE",
-        "CREATION_TIME",
-        "LAST_UPDATE_TIME",
-        "LAST_ACCESS_TIME",
-        "RECOVER_TIME",
-        "TRANSACTION_COUNTER",
-        "VERSION",
-        "ROW_FORMAT",
-        "TABLE_ROWS",
-        "AVG_ROW_LENGTH",
-        "DATA_LENGTH",
-        "MAX_DATA_LENGTH",
-        "INDEX_LENGTH",
-        "DATA_FREE",
-        "CREATE_TIME",
-        "UPDATE_TIME",
-        "CHECK_TIME",
-        "CHECKSUM",
-        "STATUS",
-        "EXTRA",
-    ],
-    "ROUTINES": ["ROUTINE_SCHEMA", "ROUTINE_NAME", "ROUTINE_TYPE", "ROUTINE_DEFINITION"],
-    "TRIGGERS": ["TRIGGER_SCHEMA", "TRIGGER_NAME", "EVENT_OBJECT_SCHEMA", "EVENT_OBJECT_TABLE"],
-    "VIEWS": ["TABLE_SCHEMA", "TABLE_NAME", "VIEW_DEFINITION"],
-    "PARTITIONS": ["TABLE_SCHEMA", "TABLE_NAME", "PARTITION_NAME", "TABLESPACE_NAME"],
-    "EVENTS": ["EVENT_SCHEMA", "EVENT_NAME"],
-}
-_INFO_SCHEMA: dict[str, list[str]] = {
-    "SCHEMATA": [
-        "CATALOG_NAME",
-        "SCHEMA_NAME",
-        "DEFAULT_CHARACTER_SET_NAME",
-        "DEFAULT_COLLATION_NAME",
-        "SQL_PATH",
-    ],
-    "TABLES": [
-        "TABLE_CATALOG",
-        "TABLE_SCHEMA",
-        "TABLE_NAME",
-        "TABLE_TYPE",
-        "ENGINE",
-        "VERSION",
-        "ROW_FORMAT",
-        "TABLE_ROWS",
-        "AUTO_INCREMENT",
-        "CREATE_TIME",
-        "TABLE_COLLATION",
-        "TABLE_COMMENT",
-    ],
-    "COLUMNS": [
-        "TABLE_CATALOG",
-        "TABLE_SCHEMA",
-        "TABLE_NAME",
-        "COLUMN_NAME",
-        "ORDINAL_POSITION",
-        "COLUMN_DEFAULT",
-        "IS_NULLABLE",
-        "DATA_TYPE",
-        "CHARACTER_MAXIMUM_LENGTH",
-        "NUMERIC_PRECISION",
-        "NUMERIC_SCALE",
-        "COLUMN_TYPE",
-        "COLUMN_KEY",
-        "EXTRA",
-        "COLUMN_COMMENT",
-        "CHARACTER_SET_NAME",
-        "COLLATION_NAME",
-        "GENERATION_EXPRESSION",
-        "PRIVILEGES",
-    ],
-    "STATISTICS": [
-        "TABLE_CATALOG",
-        "TABLE_SCHEMA",
-        "TABLE_NAME",
-        "NON_UNIQUE",
-        "INDEX_SCHEMA",
-        "INDEX_NAME",
-        "SEQ_IN_INDEX",
-        "COLUMN_NAME",
-        "INDEX_TYPE",
-    ],
-    "KEY_COLUMN_USAGE": [
-        "CONSTRAINT_CATALOG",
-        "CONSTRAINT_SCHEMA",
-        "CONSTRAINT_NAME",
-        "TABLE_CATALOG",
-        "TABLE_SCHEMA",
-        "TABLE_NAME",
-        "COLUMN_NAME",
-        "ORDINAL_POSITION",
-        "REFERENCED_TABLE_SCHEMA",
-        "REFERENCED_TABLE_NAME",
-        "REFERENCED_COLUMN_NAME",
-    ],
-}
 
 
 class BinlogWriter(Protocol):
@@ -380,35 +262,6 @@ _DEFAULT_VARIABLES: dict[str, Any] = {
     "error_count": 0,
     "datadir": "",
 }
-
-
-def _value_column(name: str, values: Iterable[Any]) -> Column:
-    """A result column described from Python values (expressions without a table column)."""
-    sample = None
-    for v in values:
-        if v is not None:
-            sample = v
-            break
-    if sample is None:
-        return Column(name, FieldType.NULL, ColumnFlag.BINARY, 0, 0, charset=BINARY_CHARSET)
-    if isinstance(sample, bool | int):
-        return Column(name, FieldType.LONGLONG, ColumnFlag.NUM, 21, 0, charset=BINARY_CHARSET)
-    if isinstance(sample, float):
-        return Column(name, FieldType.DOUBLE, ColumnFlag.NUM, 23, 31, charset=BINARY_CHARSET)
-    if isinstance(sample, Decimal):
-        return Column(name, FieldType.NEWDECIMAL, ColumnFlag.NUM, 65, 30, charset=BINARY_CHARSET)
-    if isinstance(sample, bytes):
-        return Column(name, FieldType.BLOB, ColumnFlag.BINARY, 65535, 0, charset=BINARY_CHARSET)
-    return Column(name, FieldType.VAR_STRING, 0, 1024, 31)
-
-
-def _text_result(names: Sequence[str], rows_in: Iterable[Sequence[Any]]) -> ResultSet:
-    rows = [tuple(r) for r in rows_in]
-    cols = [_value_column(n, (r[i] for r in rows)) for i, n in enumerate(names)]
-    cols = [
-        c if c.type_code != FieldType.NULL else Column(c.name, FieldType.VAR_STRING) for c in cols
-    ]
-    return ResultSet(cols, rows)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1151,7 +1004,7 @@ class Session:
         if kind is Kind.SET:
             return self._execute_set(stmt)
         if kind is Kind.SHOW:
-            return self._execute_show(stmt)
+            return show.execute_show(self, stmt)
         if kind is Kind.USE:
             m = re.fullmatch(r"\s*USE\s+(`(?:[^`]|``)+`|\S+)\s*", stmt, re.I)
             if not m:
@@ -1177,7 +1030,7 @@ class Session:
         for db in compiled.dbs:
             self._attach(db, compiled.dbs)
         if compiled.info_schema:
-            self._fill_information_schema()
+            show.fill_information_schema(self)
         if compiled.kind is Kind.READ:
             if (self.in_transaction or not self.autocommit) and _LOCKING_READ.search(shape.text):
                 # SELECT ... FOR UPDATE: serialise with writers, as InnoDB's row locks would
@@ -1243,110 +1096,6 @@ class Session:
         if len(shape.literals) <= _MAX_CACHED_LITERALS:  # big one-off INSERTs stay out
             engine.remember(shape_key, info, (self.db, shape.text, inline_vals), compiled)
         return compiled
-
-    def _fill_information_schema(self) -> None:
-        """(Re)build the in-memory ``information_schema`` (SCHEMATA, TABLES, COLUMNS,
-        STATISTICS, KEY_COLUMN_USAGE) from the catalogs of the databases this user may see."""
-        conn = self._conn
-        if not self._info_attached:
-            for name, cols in (_INFO_SCHEMA | _INFO_SCHEMA_EMPTY).items():
-                conn.execute(f"CREATE TABLE information_schema.{name} ({', '.join(cols)})")
-            self._info_attached = True
-        for name in _INFO_SCHEMA:
-            conn.execute(f"DELETE FROM information_schema.{name}")
-        rows: dict[str, list[tuple[Any, ...]]] = {name: [] for name in _INFO_SCHEMA}
-        rows["SCHEMATA"].append(
-            ("def", "information_schema", "utf8mb3", "utf8mb3_general_ci", None)
-        )
-        for db in self._visible_dbs():
-            rows["SCHEMATA"].append(("def", db, "utf8mb4", "utf8mb4_general_ci", None))
-            self._attach(db)
-            specs = [
-                TableSpec.from_json(r[0])
-                for r in conn.execute(f'SELECT spec FROM "{db}"._pylamp_tables ORDER BY name')
-            ]
-            for spec in specs:
-                rows["TABLES"].append(
-                    (
-                        "def",
-                        db,
-                        spec.name,
-                        "BASE TABLE",
-                        spec.engine,
-                        10,
-                        "Dynamic",
-                        None,
-                        None,
-                        None,
-                        "utf8mb4_general_ci",
-                        "",
-                    )
-                )
-                for pos, c in enumerate(spec.columns, 1):
-                    info = type_info(c.type)
-                    base = re.match(r"[a-z]+", c.type)
-                    default = c.default
-                    if default is not None and default.startswith("'"):
-                        default = sqlmod.unescape_string(default[1:-1], "'")
-                    extra = "auto_increment" if c.auto_increment else ""
-                    rows["COLUMNS"].append(
-                        (
-                            "def",
-                            db,
-                            spec.name,
-                            c.name,
-                            pos,
-                            default,
-                            "YES" if c.nullable else "NO",
-                            base.group(0) if base else c.type,
-                            info.length if info.charset != BINARY_CHARSET else None,
-                            info.length if info.charset == BINARY_CHARSET else None,
-                            info.decimals if info.scale is not None else None,
-                            c.type,
-                            spec.key_label(c.name),
-                            extra,
-                            c.comment,
-                            "utf8mb4" if info.charset != BINARY_CHARSET else None,
-                            "utf8mb4_general_ci" if info.charset != BINARY_CHARSET else None,
-                            "",
-                            "select,insert,update,references",
-                        )
-                    )
-                for idx in spec.indexes:
-                    for seq, col in enumerate(idx.columns, 1):
-                        rows["STATISTICS"].append(
-                            (
-                                "def",
-                                db,
-                                spec.name,
-                                0 if idx.kind != "KEY" else 1,
-                                db,
-                                idx.name,
-                                seq,
-                                col,
-                                "BTREE",
-                            )
-                        )
-                        if idx.kind != "KEY":
-                            rows["KEY_COLUMN_USAGE"].append(
-                                (
-                                    "def",
-                                    db,
-                                    idx.name,
-                                    "def",
-                                    db,
-                                    spec.name,
-                                    col,
-                                    seq,
-                                    None,
-                                    None,
-                                    None,
-                                )
-                            )
-        for name, values in rows.items():
-            if values:
-                marks = ", ".join("?" * len(values[0]))
-                conn.executemany(f"INSERT INTO information_schema.{name} VALUES ({marks})", values)
 
     def _compile_plain_insert(self, shape: Shape) -> _Compiled | None:
         """``INSERT/REPLACE [IGNORE] INTO t [(cols)] VALUES (...), ...`` of plain values only
@@ -1449,11 +1198,11 @@ class Session:
         values: list[Any] = []
         for _name, source, key in compiled.params:
             if source == "l":
-                values.append(_sqlite_value(shape.literals[key].value))
+                values.append(sqlite_value(shape.literals[key].value))
             elif source == "u":
-                values.append(_sqlite_value(self.user_vars.get(key)))
+                values.append(sqlite_value(self.user_vars.get(key)))
             else:
-                values.append(_sqlite_value(self._variable(key)))
+                values.append(sqlite_value(self._variable(key)))
         return [values[i] for i in compiled.order]
 
     def _variable(self, name: str) -> Any:
@@ -1927,7 +1676,7 @@ class Session:
                 columns.append(entry[0])
                 converters.append(entry[1])
             else:
-                columns.append(_value_column(entry, (r[i] for r in rows)))
+                columns.append(value_column(entry, (r[i] for r in rows)))
                 converters.append(None)
         if any(c is not None for c in converters):
             rows = [
@@ -2763,310 +2512,6 @@ class Session:
         assert isinstance(result, ResultSet)
         return result.rows[0][0] if result.rows else None
 
-    # -- SHOW --------------------------------------------------------------------------------
-
-    def _execute_show(self, stmt: str) -> ResultSet:
-        text = stmt.strip().rstrip(";").strip()
-        m = re.fullmatch(r"(SHOW\s.+?)\s+WHERE\s+(.+)", text, re.I | re.S)
-        if m:
-            return self._where(self._execute_show(m.group(1)), m.group(2))
-        m = re.fullmatch(r"(?:DESCRIBE|DESC|EXPLAIN)\s+(\S+)(?:\s+\S+)?", text, re.I)
-        if m and not re.match(r"(?:DESCRIBE|DESC|EXPLAIN)\s+(SELECT|WITH)\b", text, re.I):
-            return self._show_columns(m.group(1), None, full=False)
-        if re.match(r"EXPLAIN\b", text, re.I):
-            return _text_result(["id", "detail"], [])
-        m = re.fullmatch(r"SHOW\s+(?:SCHEMAS|DATABASES)(?:\s+LIKE\s+(.+))?", text, re.I)
-        if m:
-            names = ["information_schema", *self._visible_dbs()]
-            return self._show_list(["Database"], [(n,) for n in names], m.group(1))
-        m = re.fullmatch(
-            r"SHOW\s+(FULL\s+)?TABLES(?:\s+(?:FROM|IN)\s+(\S+))?(?:\s+LIKE\s+(.+))?",
-            text,
-            re.I | re.S,
-        )
-        if m:
-            return self._show_tables(m.group(2), m.group(3), full=m.group(1) is not None)
-        m = re.fullmatch(
-            r"SHOW\s+(FULL\s+)?(?:COLUMNS|FIELDS)\s+(?:FROM|IN)\s+(\S+)"
-            r"(?:\s+(?:FROM|IN)\s+(\S+))?(?:\s+LIKE\s+(.+))?",
-            text,
-            re.I,
-        )
-        if m:
-            table = m.group(2) if m.group(3) is None else f"{m.group(3)}.{m.group(2)}"
-            return self._show_columns(table, m.group(4), full=m.group(1) is not None)
-        m = re.fullmatch(r"SHOW\s+CREATE\s+TABLE\s+(\S+)", text, re.I)
-        if m:
-            db, spec = self._lookup_table(m.group(1))
-            self._require_table("SELECT", db, spec.name)
-            return _text_result(["Table", "Create Table"], [(spec.name, spec.show_create())])
-        m = re.fullmatch(r"SHOW\s+CREATE\s+(?:DATABASE|SCHEMA)\s+(\S+)", text, re.I)
-        if m:
-            name = sqlmod.unquote_ident(m.group(1))
-            if not self.engine.db_exists(name):
-                raise SqlError(1049, f"Unknown database '{name}'")
-            ddl = f"CREATE DATABASE `{name}` /*!40100 DEFAULT CHARACTER SET utf8mb4 */"
-            return _text_result(["Database", "Create Database"], [(name, ddl)])
-        m = re.fullmatch(
-            r"SHOW\s+(?:(GLOBAL|SESSION|LOCAL)\s+)?VARIABLES(?:\s+LIKE\s+(.+))?",
-            text,
-            re.I | re.S,
-        )
-        if m:
-            rows = [(k, _show_value(self._variable(k))) for k in sorted(self._all_variables())]
-            return self._show_list(["Variable_name", "Value"], rows, m.group(2))
-        m = re.fullmatch(r"SHOW\s+(?:(?:GLOBAL|SESSION)\s+)?STATUS(?:\s+LIKE\s+(.+))?", text, re.I)
-        if m:
-            status = dict(self.engine.status)
-            status["Uptime"] = int(self.engine.clock() - self.engine.started)
-            status["Threads_connected"] = 1
-            rows = [(k, str(v)) for k, v in sorted(status.items())]
-            return self._show_list(["Variable_name", "Value"], rows, m.group(1))
-        if re.fullmatch(r"SHOW\s+(?:WARNINGS|ERRORS)(?:\s+LIMIT\s+.*)?", text, re.I):
-            warn_rows: list[tuple[Any, ...]] = [tuple(w) for w in self.warnings]
-            return ResultSet(
-                [
-                    Column("Level", FieldType.VAR_STRING, length=28),
-                    Column("Code", FieldType.LONG, ColumnFlag.NUM, 4, charset=BINARY_CHARSET),
-                    Column("Message", FieldType.VAR_STRING, length=2048),
-                ],
-                warn_rows,
-            )
-        if re.fullmatch(r"SHOW\s+(?:FULL\s+)?PROCESSLIST", text, re.I):
-            return _text_result(
-                ["Id", "User", "Host", "db", "Command", "Time", "State", "Info"],
-                [(self.connection_id, self.user, self.host, self.db, "Query", 0, "", text)],
-            )
-        m = re.fullmatch(r"SHOW\s+(?:INDEX|INDEXES|KEYS)\s+(?:FROM|IN)\s+(\S+)", text, re.I)
-        if m:
-            return self._show_index(m.group(1))
-        m = re.fullmatch(r"SHOW\s+GRANTS(?:\s+FOR\s+(.+))?", text, re.I)
-        if m:
-            return self._show_grants(m.group(1))
-        if re.fullmatch(r"SHOW\s+COLLATION(?:\s+.*)?", text, re.I | re.S):
-            return _text_result(
-                ["Collation", "Charset", "Id", "Default", "Compiled", "Sortlen"],
-                [
-                    ("utf8mb4_general_ci", "utf8mb4", 45, "Yes", "Yes", 1),
-                    ("utf8mb4_bin", "utf8mb4", 46, "", "Yes", 1),
-                    ("utf8mb4_0900_ai_ci", "utf8mb4", 255, "", "Yes", 0),
-                    ("utf8mb3_general_ci", "utf8mb3", 33, "Yes", "Yes", 1),
-                    ("latin1_swedish_ci", "latin1", 8, "Yes", "Yes", 1),
-                    ("binary", "binary", 63, "Yes", "Yes", 1),
-                ],
-            )
-        if re.fullmatch(r"SHOW\s+(?:CHARACTER\s+SET|CHARSET)(?:\s+.*)?", text, re.I | re.S):
-            return _text_result(
-                ["Charset", "Description", "Default collation", "Maxlen"],
-                [("utf8mb4", "UTF-8 Unicode", "utf8mb4_general_ci", 4)],
-            )
-        if re.fullmatch(r"SHOW\s+(?:STORAGE\s+)?ENGINES", text, re.I):
-            return _text_result(
-                ["Engine", "Support", "Comment", "Transactions", "XA", "Savepoints"],
-                [("InnoDB", "DEFAULT", "SQLite underneath", "YES", "NO", "NO")],
-            )
-        if re.fullmatch(r"SHOW\s+(?:TABLE\s+STATUS|TRIGGERS|EVENTS|PLUGINS)(?:\s+.*)?", text, re.I):
-            return _text_result(["Name"], [])
-        if re.fullmatch(r"SHOW\s+(?:PROCEDURE|FUNCTION)\s+STATUS(?:\s+.*)?", text, re.I):
-            return _text_result(["Db", "Name", "Type"], [])
-        raise sqlmod.syntax_error(text)
-
-    def _visible_dbs(self) -> list[str]:
-        self._refresh_privileges()
-        names = self.engine.databases()
-        if self._privs.get("*"):
-            return names
-        return [n for n in names if self._privs.get(n) or self._privs.get(n.lower())]
-
-    def _all_variables(self) -> set[str]:
-        names = set(self.engine.variables) | set(self.session_vars)
-        names.discard("last_insert_id")
-        names.discard("identity")
-        return names
-
-    def _where(self, result: ResultSet, condition: str) -> ResultSet:
-        """SHOW ... WHERE cond: the condition (MySQL syntax, on the result's column names) is
-        evaluated by SQLite over the rows."""
-        if not result.rows:
-            return result
-        tree = sqlmod.parse_mysql("SELECT 1 WHERE " + condition)
-        where = tree.args.get("where")
-        if where is None:
-            raise sqlmod.syntax_error(condition)
-        names = ", ".join('"' + c.name.replace('"', '""') + '"' for c in result.columns)
-        width = len(result.columns) + 1
-        values = ", ".join("(" + ", ".join("?" * width) + ")" for _ in result.rows)
-        sql = (
-            f"WITH x(__i, {names}) AS (VALUES {values}) "
-            f"SELECT __i FROM x WHERE {where.this.sql('sqlite')}"
-        )
-        flat = [_sqlite_value(v) for i, row in enumerate(result.rows) for v in (i, *row)]
-        try:
-            keep = [r[0] for r in self._conn.execute(sql, flat).fetchall()]
-        except sqlite3.Error as e:
-            raise self._map_error(e, None) from None
-        return ResultSet(result.columns, [result.rows[i] for i in keep])
-
-    def _show_list(
-        self, names: list[str], rows: list[tuple[Any, ...]], like: str | None
-    ) -> ResultSet:
-        if like:
-            pattern = sqlmod.unescape_string(like.strip()[1:-1], like.strip()[0])
-            regex = re.compile(
-                "".join(
-                    ".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in pattern
-                ),
-                re.I | re.S,
-            )
-            rows = [r for r in rows if regex.fullmatch(str(r[0]))]
-        return _text_result(names, rows)
-
-    def _show_tables(self, db: str | None, like: str | None, *, full: bool) -> ResultSet:
-        dbname = sqlmod.unquote_ident(db) if db else self.db
-        if dbname is None:
-            raise SqlError(1046, "No database selected")
-        if not self.engine.db_exists(dbname):
-            raise SqlError(1049, f"Unknown database '{dbname}'")
-        self._check_db_access(dbname)
-        self._attach(dbname)
-        names = [
-            r[0]
-            for r in self._conn.execute(
-                f'SELECT name FROM "{dbname}"._pylamp_tables ORDER BY name'
-            ).fetchall()
-        ]
-        header = [f"Tables_in_{dbname}"]
-        if full:
-            return self._show_list(
-                [*header, "Table_type"], [(n, "BASE TABLE") for n in names], like
-            )
-        return self._show_list(header, [(n,) for n in names], like)
-
-    def _lookup_table(self, ref: str) -> tuple[str, TableSpec]:
-        parts = [sqlmod.unquote_ident(p) for p in re.findall(r"`(?:[^`]|``)+`|[^.]+", ref)]
-        if len(parts) == 2:
-            db, name = parts
-        else:
-            if self.db is None:
-                raise SqlError(1046, "No database selected")
-            db, name = self.db, parts[0]
-        if not self.engine.db_exists(db):
-            raise SqlError(1049, f"Unknown database '{db}'")
-        self._attach(db)
-        spec = self.engine.table_spec(self._conn, db, name)
-        if spec is None:
-            raise SqlError(1146, f"Table '{db}.{name}' doesn't exist")
-        return db, spec
-
-    def _show_columns(self, ref: str, like: str | None, *, full: bool) -> ResultSet:
-        db, spec = self._lookup_table(ref)
-        self._require_table("SELECT", db, spec.name)
-        rows = []
-        for c in spec.columns:
-            extra = "auto_increment" if c.auto_increment else ""
-            if c.on_update:
-                extra = (extra + " on update " + c.on_update).strip()
-            default = c.default
-            if default is not None and default.startswith("'"):
-                default = sqlmod.unescape_string(default[1:-1], "'")
-            elif default is not None and default.upper() == "NULL":
-                default = None
-            row: tuple[Any, ...] = (
-                c.name,
-                c.type,
-                "YES" if c.nullable else "NO",
-                spec.key_label(c.name),
-                default,
-                extra,
-            )
-            if full:
-                row = (*row[:2], None, *row[2:], "select,insert,update,references", c.comment)
-            rows.append(row)
-        names = ["Field", "Type", "Null", "Key", "Default", "Extra"]
-        if full:
-            names = [
-                "Field",
-                "Type",
-                "Collation",
-                "Null",
-                "Key",
-                "Default",
-                "Extra",
-                "Privileges",
-                "Comment",
-            ]
-        result = self._show_list(names, rows, like)
-        cols = [Column(n, FieldType.VAR_STRING, length=256) for n in names]
-        return ResultSet(cols, result.rows)
-
-    def _show_index(self, ref: str) -> ResultSet:
-        _db, spec = self._lookup_table(ref)
-        rows = []
-        for idx in spec.indexes:
-            for seq, col in enumerate(idx.columns, 1):
-                c = spec.column(col)
-                rows.append(
-                    (
-                        spec.name,
-                        0 if idx.kind in ("PRIMARY", "UNIQUE") else 1,
-                        idx.name,
-                        seq,
-                        col,
-                        "A",
-                        0,
-                        None,
-                        None,
-                        "YES" if c is not None and c.nullable else "",
-                        "BTREE",
-                        "",
-                        "",
-                        "YES",
-                        None,
-                    )
-                )
-        names = [
-            "Table",
-            "Non_unique",
-            "Key_name",
-            "Seq_in_index",
-            "Column_name",
-            "Collation",
-            "Cardinality",
-            "Sub_part",
-            "Packed",
-            "Null",
-            "Index_type",
-            "Comment",
-            "Index_comment",
-            "Visible",
-            "Expression",
-        ]
-        return _text_result(names, rows)
-
-    def _show_grants(self, who: str | None) -> ResultSet:
-        account = self.account
-        if who and who.strip().upper() not in ("CURRENT_USER", "CURRENT_USER()"):
-            account = parse_account(who)
-            if account != self.account:
-                self._require_global("CREATE USER")
-        privs = self.engine.accounts.privileges(account)
-        rows = []
-        for db, names in sorted(privs.items()):
-            grant_option = "GRANT OPTION" in names
-            names = names - {"GRANT OPTION"}
-            if set(ALL_PRIVILEGES) <= names or (db != "*" and has_all_db_privileges(names)):
-                text = "ALL PRIVILEGES"
-            else:
-                text = ", ".join(sorted(names)) or "USAGE"
-            on = "*.*" if db == "*" else f"`{db}`.*"
-            line = f"GRANT {text} ON {on} TO {account}"
-            if grant_option:
-                line += " WITH GRANT OPTION"
-            rows.append((line,))
-        if not rows:
-            rows.append((f"GRANT USAGE ON *.* TO {account}",))
-        return _text_result([f"Grants for {account.user}@{account.host}"], rows)
-
     # -- accounts ----------------------------------------------------------------------------
 
     def _execute_account(self, stmt: str) -> Ok:
@@ -3191,9 +2636,9 @@ class Session:
         self._require_global(needs)
         if self.engine.admin is None:
             if command.kind == "show_master_status":
-                return _text_result(["File", "Position", "Binlog_Do_DB", "Binlog_Ignore_DB"], [])
+                return text_result(["File", "Position", "Binlog_Do_DB", "Binlog_Ignore_DB"], [])
             if command.kind == "show_slave_status":
-                return _text_result(["Slave_IO_State"], [])
+                return text_result(["Slave_IO_State"], [])
             raise SqlError(1381, "You are not using binary logging")
         if command.kind == "reset_master":
             return self._reset_master(command)
@@ -3231,7 +2676,7 @@ class Session:
         if word == "SET" or word == "START":
             return Ok()
         if word == "XA":
-            return _text_result(["formatID", "gtrid_length", "bqual_length", "data"], [])
+            return text_result(["formatID", "gtrid_length", "bqual_length", "data"], [])
         m = re.fullmatch(
             r"\s*(SAVEPOINT|RELEASE\s+SAVEPOINT)\s+(`(?:[^`]|``)+`|\w+)\s*", stmt, re.I
         )
@@ -3357,7 +2802,7 @@ _SQLITE_PARAM = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|:([lus]_?\w+)")
 
 def _sqlite_literal(value: Any) -> str:
     """SQLite source text for a literal value."""
-    value = _sqlite_value(value)
+    value = sqlite_value(value)
     if value is None:
         return "NULL"
     if isinstance(value, int | float):
@@ -3408,14 +2853,6 @@ def _inline_user_vars(text: str, values: dict[str, Any]) -> str:
     return sqlmod.restore(Shape(out, shape.literals))
 
 
-def _sqlite_value(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, bool):
-        return int(value)
-    return value
-
-
 def _number(text: str) -> int | float:
     try:
         return int(text)
@@ -3427,10 +2864,6 @@ def _truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.upper() in ("1", "ON", "TRUE")
     return bool(value)
-
-
-def _show_value(value: Any) -> str:
-    return "" if value is None else str(value)
 
 
 def _display(value: Any) -> str:
