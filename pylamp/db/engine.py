@@ -47,7 +47,7 @@ from typing import Any, Protocol
 
 from sqlglot import exp
 
-from pylamp.db import show
+from pylamp.db import ddl_exec, show
 from pylamp.db import sql as sqlmod
 from pylamp.db.accounts import (
     ALL_PRIVILEGES,
@@ -63,14 +63,12 @@ from pylamp.db.accounts import (
 from pylamp.db.binlog_events import LoggedStatement
 from pylamp.db.catalog import (
     ColumnSpec,
-    IndexSpec,
     TableSpec,
     TypeInfo,
     convert_value,
-    sqlite_table_ddl,
     type_info,
 )
-from pylamp.db.ddl import add_index, alter_spec, key_part_name, mysql_type_of, spec_from_schema
+from pylamp.db.dbfiles import IDENT_PART, RESERVED, read_position, write_position
 from pylamp.db.functions import register_functions
 from pylamp.db.results import (
     BINARY_CHARSET,
@@ -95,9 +93,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_SYSTEM_DBS = {"information_schema", "mysql", "performance_schema", "sys"}
-_RESERVED = _SYSTEM_DBS | {"main", "temp"}
-_DB_NAME = re.compile(r"[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}")
 _LOCK_WAIT_TIMEOUT = 50.0  # seconds, MySQL's innodb_lock_wait_timeout
 _CACHE_LIMIT = 20000
 # Default page size of new database files (Engine's page_size; --page-size). SQLite's WAL logs
@@ -121,7 +116,6 @@ _ALL_DEFAULTS = re.compile(
     r"(?:\.(?:`(?:[^`]|``)+`|[\w$]+))?)\s*(?:\(\s*\)\s*)?VALUES?\s*\(\s*\)\s*",
     re.I,
 )
-_KEYS_TOGGLE = re.compile(r"\s*ALTER\s+TABLE\s+\S+\s+(?:DISABLE|ENABLE)\s+KEYS\s*", re.I)
 _FAST_KINDS = {
     "SELECT": Kind.READ,
     "INSERT": Kind.WRITE,
@@ -130,7 +124,6 @@ _FAST_KINDS = {
     "REPLACE": Kind.WRITE,
 }
 _IDENT = r"(?:`(?:[^`]|``)+`|[A-Za-z_$][\w$]*)"
-_IDENT_PART = re.compile(r"`(?:[^`]|``)+`|[^.`\s]+")
 _PLAIN_INSERT = re.compile(
     rf"\s*(INSERT|REPLACE)(\s+IGNORE)?\s+INTO\s+({_IDENT}(?:\.{_IDENT})?)\s*"
     rf"(?:\(\s*({_IDENT}(?:\s*,\s*{_IDENT})*)\s*\)\s*)?VALUES?\s*",
@@ -576,7 +569,7 @@ class Engine:
     def db_exists(self, db: str) -> bool:
         if db in self._known_dbs:
             return True
-        if db in _RESERVED or not self.db_path(db).exists():
+        if db in RESERVED or not self.db_path(db).exists():
             return False
         self._known_dbs.add(db)
         return True
@@ -616,7 +609,7 @@ class Engine:
             conn = sqlite3.connect(str(self.db_path(db)), isolation_level=None)
             try:
                 conn.execute("PRAGMA busy_timeout = 10000")
-                _write_position(conn, "main", position, key)
+                write_position(conn, "main", position, key)
             finally:
                 conn.close()
 
@@ -626,7 +619,7 @@ class Engine:
         for db in self.databases():
             conn = sqlite3.connect(str(self.db_path(db)))
             try:
-                out[db] = _read_position(conn, "main", key)
+                out[db] = read_position(conn, "main", key)
             finally:
                 conn.close()
         return out
@@ -715,46 +708,6 @@ class Engine:
             self._shapes[shape_key] = info
             if key is not None and compiled is not None:
                 self._compiled[key] = compiled
-
-
-def _read_position(
-    conn: sqlite3.Connection, schema: str, key: str = "binlog"
-) -> tuple[str, int] | None:
-    """The (file, pos) stored under ``key`` in a database's ``_pylamp_meta``."""
-    try:
-        rows = dict(
-            conn.execute(
-                f'SELECT k, v FROM "{schema}"._pylamp_meta WHERE k IN (?, ?)',
-                (f"{key}_file", f"{key}_pos"),
-            ).fetchall()
-        )
-    except sqlite3.Error:
-        return None
-    if not rows.get(f"{key}_file"):
-        return None
-    return (str(rows[f"{key}_file"]), int(rows[f"{key}_pos"]))
-
-
-def _write_position(
-    conn: sqlite3.Connection, schema: str, position: tuple[str, int], key: str = "binlog"
-) -> None:
-    """Store (file, pos) under ``key`` ("binlog": this server's own log; a replica may keep
-    its master's position under another key) in the current transaction."""
-    conn.execute(
-        f'INSERT OR REPLACE INTO "{schema}"._pylamp_meta (k, v) VALUES (?, ?), (?, ?)',
-        (f"{key}_file", position[0], f"{key}_pos", position[1]),
-    )
-
-
-def _init_db_file(conn: sqlite3.Connection, schema: str) -> None:
-    # WITHOUT ROWID: one b-tree, so storing the position on every commit dirties one page,
-    # not two (a table and its key's index); COMMIT is ~10 us cheaper
-    conn.execute(
-        f'CREATE TABLE IF NOT EXISTS "{schema}"._pylamp_meta (k TEXT PRIMARY KEY, v) WITHOUT ROWID'
-    )
-    conn.execute(
-        f'CREATE TABLE IF NOT EXISTS "{schema}"._pylamp_tables (name TEXT PRIMARY KEY, spec TEXT)'
-    )
 
 
 def apply_statement(session: Session, db: str | None, sql: str) -> list[ResultSet | Ok]:
@@ -998,7 +951,7 @@ class Session:
         if kind is Kind.READ or kind is Kind.WRITE:
             return self._execute_dml(stmt, kind)
         if kind is Kind.DDL:
-            return self._execute_ddl(stmt)
+            return ddl_exec.execute_ddl(self, stmt)
         if kind is Kind.TRANSACTION:
             return self._execute_transaction(stmt)
         if kind is Kind.SET:
@@ -1110,7 +1063,7 @@ class Session:
         rows_text = _ROW.findall(rest)
         if not rows_text or _ROW.sub("", rest).replace(",", "").strip():
             return None
-        parts = [sqlmod.unquote_ident(p) for p in _IDENT_PART.findall(m.group(3))]
+        parts = [sqlmod.unquote_ident(p) for p in IDENT_PART.findall(m.group(3))]
         db = parts[0] if len(parts) == 2 else self.db
         if db is None:
             raise SqlError(1046, "No database selected")
@@ -1852,7 +1805,7 @@ class Session:
         for db in dbs:
             if db not in self._attached:
                 continue
-            _write_position(self._conn, db, position, self.position_key)
+            write_position(self._conn, db, position, self.position_key)
 
     def _rollback(self) -> None:
         try:
@@ -1981,122 +1934,7 @@ class Session:
                 return text
         return "?"
 
-    # -- DDL ---------------------------------------------------------------------------------
-
-    def _execute_ddl(self, stmt: str) -> Ok:
-        if _KEYS_TOGGLE.fullmatch(stmt):
-            return Ok()  # mysqldump's ALTER TABLE t DISABLE/ENABLE KEYS: nothing to do here
-        self._check_writable()
-        self._implicit_commit()
-        words = stmt.split(None, 3)
-        upper = [w.upper() for w in words]
-        if (
-            len(upper) >= 2
-            and upper[0] in ("CREATE", "DROP")
-            and upper[1]
-            in (
-                "DATABASE",
-                "SCHEMA",
-            )
-        ):
-            return self._database_ddl(stmt)
-        tree = sqlmod.parse_mysql(stmt)
-        for table in tree.find_all(exp.Table):
-            db = table.args.get("db")
-            name = db.name if db is not None else self.db
-            if name and self.engine.db_exists(name):
-                self._attach(name)
-        self._begin_write()
-        binlog = self.engine.binlog
-        position: tuple[str, int] | None = None
-        try:
-            touched = self._apply_ddl(tree)
-            if touched and not self.replaying:
-                # shown to binlog readers only once SQLite has committed (rotate_if_full)
-                position = self._log([(self.db or "", stmt)], ddl=True, rotate=False)
-                if position is not None:
-                    self._store_position(position, touched)
-            self._conn.execute("COMMIT")
-        except BaseException as e:
-            if position is not None and binlog is not None:
-                binlog.undo(position)
-            self._rollback()
-            if isinstance(e, sqlite3.Error):
-                raise self._map_error(e, None) from None
-            raise
-        finally:
-            self._end_txn()
-            self.engine.invalidate()
-        if position is not None and binlog is not None:
-            binlog.rotate_if_full()
-        return Ok()
-
-    def _database_ddl(self, stmt: str) -> Ok:
-        m = re.fullmatch(
-            r"\s*(CREATE|DROP)\s+(?:DATABASE|SCHEMA)\s+(IF\s+(?:NOT\s+)?EXISTS\s+)?"
-            r"(`(?:[^`]|``)+`|[\w$-]+)(.*)",
-            stmt,
-            re.I | re.S,
-        )
-        if not m:
-            raise sqlmod.syntax_error(stmt)
-        verb = m.group(1).upper()
-        guarded = m.group(2) is not None
-        name = sqlmod.unquote_ident(m.group(3))
-        if verb == "CREATE":
-            self._require_db("CREATE", name)
-            if not _DB_NAME.fullmatch(name) and name.lower() not in _RESERVED:
-                raise SqlError(1102, f"Incorrect database name '{name}'")
-            with self._writer():  # checked under the lock: two creators cannot both pass
-                if name.lower() in _RESERVED or self.engine.db_exists(name):
-                    if guarded:
-                        return Ok()
-                    raise SqlError(1007, f"Can't create database '{name}'; database exists")
-                position = (
-                    self._log([(self.db or "", stmt)], ddl=True)
-                    if not self.replaying
-                    else self.replay_end
-                )
-                self._create_db_file(name, position)
-                self.engine.db_exists(name)  # now known
-            self.engine.bump_epoch(name)
-            return Ok(affected_rows=1)
-        self._require_db("DROP", name)
-        with self._writer():
-            if not self.engine.db_exists(name):
-                if guarded:
-                    return Ok()
-                raise SqlError(1008, f"Can't drop database '{name}'; database doesn't exist")
-            if not self.replaying:
-                self._log([(self.db or "", stmt)], ddl=True)
-            if name in self._attached:
-                self._conn.execute(f'DETACH DATABASE "{name}"')
-                del self._attached[name]
-            path = self.engine.db_path(name)
-            with self.engine.files_lock:  # not while the checkpointer has the file open
-                for suffix in ("", "-wal", "-shm"):
-                    Path(str(path) + suffix).unlink(missing_ok=True)
-            self.engine.forget_db(name)
-        self.engine.bump_epoch(name)
-        self.engine.invalidate()
-        if self.db == name:
-            self.db = None
-        return Ok()
-
-    def _create_db_file(self, name: str, position: tuple[str, int] | None) -> None:
-        path = self.engine.db_path(name)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.unlink(missing_ok=True)
-        conn = sqlite3.connect(str(tmp), isolation_level=None)
-        try:
-            conn.execute(f"PRAGMA page_size = {self.engine.page_size}")  # before the first write
-            conn.execute("PRAGMA journal_mode = WAL")
-            _init_db_file(conn, "main")
-            if position is not None:
-                _write_position(conn, "main", position, self.position_key)
-        finally:
-            conn.close()
-        os.replace(tmp, path)
+    # -- the writer lock (DDL, account statements) ------------------------------------------------
 
     class _WriterCtx:
         def __init__(self, session: Session) -> None:
@@ -2111,271 +1949,6 @@ class Session:
 
     def _writer(self) -> Session._WriterCtx:
         return Session._WriterCtx(self)
-
-    def _table_ref(self, table: exp.Table) -> tuple[str, str]:
-        db = table.args.get("db")
-        dbname = db.name if db is not None else self.db
-        if dbname is None:
-            raise SqlError(1046, "No database selected")
-        if not self.engine.db_exists(dbname):
-            raise SqlError(1049, f"Unknown database '{dbname}'")
-        if table.name.lower().startswith(("_pylamp_", "sqlite_")):
-            raise SqlError(1103, f"Incorrect table name '{table.name}'")
-        self._attach(dbname)
-        return dbname, table.name
-
-    def _apply_ddl(self, tree: exp.Expression) -> set[str]:
-        """Run one DDL statement inside the open write transaction; the databases touched."""
-        if isinstance(tree, exp.Create):
-            kind = (tree.args.get("kind") or "").upper()
-            if kind == "TABLE":
-                return self._create_table(tree)
-            if kind == "INDEX":
-                return self._create_index(tree)
-            if kind == "VIEW":
-                raise SqlError(1235, "This version of MySQL doesn't yet support 'CREATE VIEW'")
-        if isinstance(tree, exp.Drop):
-            kind = (tree.args.get("kind") or "").upper()
-            if kind == "TABLE":
-                return self._drop_tables(tree)
-            if kind == "INDEX":
-                return self._drop_index(tree)
-        if isinstance(tree, exp.Alter):
-            return self._alter_table(tree)
-        if isinstance(tree, exp.TruncateTable):
-            touched: set[str] = set()
-            for t in tree.expressions:
-                db, name = self._table_ref(t)
-                self._require_table("DROP", db, name)
-                if self.engine.table_spec(self._conn, db, name) is None:
-                    raise SqlError(1146, f"Table '{db}.{name}' doesn't exist")
-                self._conn.execute(f'DELETE FROM "{db}"."{name}"')
-                self._conn.execute(
-                    f'DELETE FROM "{db}".sqlite_sequence WHERE name = ?', (name,)
-                ) if self._has_sequence(db) else None
-                touched.add(db)
-            return touched
-        if isinstance(tree, exp.Command) and tree.name.upper() == "RENAME":
-            return self._rename_tables(tree.expression.name if tree.expression else "")
-        raise SqlError(
-            1235, f"This version of MySQL doesn't yet support '{tree.sql('mysql')[:60]}'"
-        )
-
-    def _has_sequence(self, db: str) -> bool:
-        row = self._conn.execute(
-            f"SELECT 1 FROM \"{db}\".sqlite_master WHERE name = 'sqlite_sequence'"
-        ).fetchone()
-        return row is not None
-
-    def _save_spec(self, db: str, spec: TableSpec) -> None:
-        self._conn.execute(
-            f'INSERT OR REPLACE INTO "{db}"._pylamp_tables (name, spec) VALUES (?, ?)',
-            (spec.name, spec.to_json()),
-        )
-        self.engine.invalidate()
-
-    def _create_table(self, tree: exp.Create) -> set[str]:
-        schema = tree.this
-        if not isinstance(schema, exp.Schema):
-            if isinstance(schema, exp.Table) and tree.args.get("expression") is None:
-                like = tree.find(exp.LikeProperty)
-                if like is not None:
-                    return self._create_like(tree, schema, like)
-            if isinstance(schema, exp.Table) and isinstance(tree.expression, exp.Query):
-                return self._create_as_select(tree, schema, tree.expression)
-            raise SqlError(1235, "This version of MySQL doesn't yet support this CREATE TABLE")
-        db, name = self._table_ref(schema.this)
-        self._require_table("CREATE", db, name)
-        if self.engine.table_spec(self._conn, db, name) is not None:
-            if tree.args.get("exists"):
-                self.warnings.append(("Note", 1050, f"Table '{name}' already exists"))
-                return set()
-            raise SqlError(1050, f"Table '{name}' already exists")
-        spec = spec_from_schema(name, schema, tree)
-        for ddl in sqlite_table_ddl(db, spec):
-            self._conn.execute(ddl)
-        self._save_spec(db, spec)
-        return {db}
-
-    def _create_as_select(self, tree: exp.Create, table: exp.Table, query: exp.Query) -> set[str]:
-        """CREATE TABLE t AS SELECT ...: column types from the query's result columns."""
-        db, name = self._table_ref(table)
-        self._require_table("CREATE", db, name)
-        if self.engine.table_spec(self._conn, db, name) is not None:
-            if tree.args.get("exists"):
-                return set()
-            raise SqlError(1050, f"Table '{name}' already exists")
-        compiled = self._compile_text(query.sql("mysql"), Kind.READ)
-        for src_db, src_table in compiled.reads:
-            self._require_table("SELECT", src_db, src_table)
-        try:
-            cur = self._conn.execute(compiled.sql, self._bind(compiled, Shape("", [])))
-            raw = cur.fetchall()
-        except sqlite3.Error as e:
-            raise self._map_error(e, compiled) from None
-        names = [d[0] for d in cur.description or ()]
-        result = self._result_set(compiled, names, raw)
-        columns = [ColumnSpec(c.name, mysql_type_of(c)) for c in result.columns]
-        spec = TableSpec(name, columns)
-        for ddl in sqlite_table_ddl(db, spec):
-            self._conn.execute(ddl)
-        if raw:
-            marks = ", ".join("?" * len(columns))
-            self._conn.executemany(f'INSERT INTO "{db}"."{name}" VALUES ({marks})', raw)
-        self._save_spec(db, spec)
-        return {db}
-
-    def _create_like(self, tree: exp.Create, table: exp.Table, like: exp.LikeProperty) -> set[str]:
-        db, name = self._table_ref(table)
-        src_db, src_name = self._table_ref(like.this)
-        src = self.engine.table_spec(self._conn, src_db, src_name)
-        if src is None:
-            raise SqlError(1146, f"Table '{src_db}.{src_name}' doesn't exist")
-        if self.engine.table_spec(self._conn, db, name) is not None:
-            if tree.args.get("exists"):
-                return set()
-            raise SqlError(1050, f"Table '{name}' already exists")
-        spec = TableSpec.from_json(src.to_json())
-        spec.name = name
-        for ddl in sqlite_table_ddl(db, spec):
-            self._conn.execute(ddl)
-        self._save_spec(db, spec)
-        return {db}
-
-    def _create_index(self, tree: exp.Create) -> set[str]:
-        index = tree.this
-        table = index.args.get("table")
-        db, name = self._table_ref(table)
-        self._require_table("INDEX", db, name)
-        spec = self.engine.table_spec(self._conn, db, name)
-        if spec is None:
-            raise SqlError(1146, f"Table '{db}.{name}' doesn't exist")
-        params = index.args.get("params")
-        cols = [key_part_name(c) for c in (params.args.get("columns") if params else [])]
-        kind = "UNIQUE" if tree.args.get("unique") else "KEY"
-        spec = TableSpec.from_json(spec.to_json())
-        add_index(spec, IndexSpec(index.name, cols, kind))
-        self._rebuild(db, spec, spec)
-        return {db}
-
-    def _drop_index(self, tree: exp.Drop) -> set[str]:
-        """DROP INDEX name ON table."""
-        on = tree.args.get("cluster")
-        indexes = tree.args.get("tables") or []
-        if not isinstance(on, exp.OnProperty) or len(indexes) != 1:
-            raise SqlError(1235, "DROP INDEX needs one index and ON table")
-        db, name = self._table_ref(on.this)
-        self._require_table("INDEX", db, name)
-        old = self.engine.table_spec(self._conn, db, name)
-        if old is None:
-            raise SqlError(1146, f"Table '{db}.{name}' doesn't exist")
-        index = indexes[0].name
-        spec = TableSpec.from_json(old.to_json())
-        spec.indexes = [i for i in spec.indexes if i.name.lower() != index.lower()]
-        if len(spec.indexes) == len(old.indexes):
-            raise SqlError(1091, f"Can't DROP '{index}'; check that column/key exists")
-        self._rebuild(db, old, spec)
-        return {db}
-
-    def _drop_tables(self, tree: exp.Drop) -> set[str]:
-        tables = list(tree.args.get("tables") or [])
-        touched: set[str] = set()
-        missing = []
-        for t in tables:
-            if not isinstance(t, exp.Table):
-                continue
-            db, name = self._table_ref(t)
-            self._require_table("DROP", db, name)
-            spec = self.engine.table_spec(self._conn, db, name)
-            if spec is None:
-                missing.append(f"{db}.{name}")
-                continue
-            self._conn.execute(f'DROP TABLE "{db}"."{spec.name}"')
-            self._conn.execute(f'DELETE FROM "{db}"._pylamp_tables WHERE name = ?', (spec.name,))
-            self.engine.invalidate()
-            touched.add(db)
-        if missing and not tree.args.get("exists"):
-            raise SqlError(1051, f"Unknown table '{','.join(missing)}'")
-        return touched
-
-    def _rename_tables(self, text: str) -> set[str]:
-        """RENAME TABLE a TO b [, c TO d ...] within a database."""
-        m = re.fullmatch(r"\s*TABLES?\s+(.+)", text, re.I | re.S)
-        if not m:
-            raise sqlmod.syntax_error(text)
-        touched: set[str] = set()
-        for pair in m.group(1).split(","):
-            names = re.fullmatch(r"\s*(\S+)\s+TO\s+(\S+)\s*", pair, re.I)
-            if not names:
-                raise sqlmod.syntax_error(pair)
-            old_ref, new_ref = (self._parse_table_name(n) for n in names.groups())
-            db, name = self._table_ref(old_ref)
-            new_db, new_name = self._table_ref(new_ref)
-            if new_db != db:
-                raise SqlError(1235, "RENAME TABLE across databases is not supported")
-            self._require_table("ALTER", db, name)
-            old = self.engine.table_spec(self._conn, db, name)
-            if old is None:
-                raise SqlError(1146, f"Table '{db}.{name}' doesn't exist")
-            if self.engine.table_spec(self._conn, db, new_name) is not None:
-                raise SqlError(1050, f"Table '{new_name}' already exists")
-            spec = TableSpec.from_json(old.to_json())
-            spec.name = new_name
-            self._rebuild(db, old, spec)
-            touched.add(db)
-        return touched
-
-    @staticmethod
-    def _parse_table_name(text: str) -> exp.Table:
-        parts = [sqlmod.unquote_ident(p) for p in _IDENT_PART.findall(text)]
-        if len(parts) == 2:
-            return exp.Table(this=exp.to_identifier(parts[1]), db=exp.to_identifier(parts[0]))
-        return exp.Table(this=exp.to_identifier(parts[-1]))
-
-    def _alter_table(self, tree: exp.Alter) -> set[str]:
-        db, name = self._table_ref(tree.this)
-        self._require_table("ALTER", db, name)
-        old = self.engine.table_spec(self._conn, db, name)
-        if old is None:
-            raise SqlError(1146, f"Table '{db}.{name}' doesn't exist")
-        spec = TableSpec.from_json(old.to_json())
-        rename_to: str | None = None
-        for action in tree.args.get("actions") or []:
-            rename_to = alter_spec(spec, action, rename_to)
-        if rename_to is not None:
-            if self.engine.table_spec(self._conn, db, rename_to) is not None:
-                raise SqlError(1050, f"Table '{rename_to}' already exists")
-            spec.name = rename_to
-        self._rebuild(db, old, spec)
-        return {db}
-
-    def _rebuild(self, db: str, old: TableSpec, new: TableSpec) -> None:
-        """Recreate a table from a new spec, copying the columns both have (SQLite's ALTER
-        TABLE cannot change types, keys or column order)."""
-        tmp = f"_pylamp_new_{new.name}"
-        for ddl in sqlite_table_ddl(db, new, tmp)[:1]:
-            self._conn.execute(ddl)
-        old_names = {c.name.lower(): c.name for c in old.columns}
-        common = []
-        for c in new.columns:
-            src = old_names.get(c.name.lower()) or old_names.get(getattr(c, "_from", "").lower())
-            if src is not None:
-                common.append((c.name, src))
-        if common:
-            dst = ", ".join(f'"{n}"' for n, _ in common)
-            srcs = ", ".join(f'"{s}"' for _, s in common)
-            try:
-                self._conn.execute(
-                    f'INSERT INTO "{db}"."{tmp}" ({dst}) SELECT {srcs} FROM "{db}"."{old.name}"'
-                )
-            except sqlite3.IntegrityError as e:
-                raise self._map_error(e, None) from None
-        self._conn.execute(f'DROP TABLE "{db}"."{old.name}"')
-        self._conn.execute(f'ALTER TABLE "{db}"."{tmp}" RENAME TO "{new.name}"')
-        for ddl in sqlite_table_ddl(db, new)[1:]:
-            self._conn.execute(ddl)
-        self._conn.execute(f'DELETE FROM "{db}"._pylamp_tables WHERE name = ?', (old.name,))
-        self._save_spec(db, new)
 
     # -- transactions ------------------------------------------------------------------------
 
@@ -2750,7 +2323,7 @@ class Session:
 
     def _store_recovered(self, db: str, end: tuple[str, int]) -> None:
         self._attach(db)
-        _write_position(self._conn, db, end, self.position_key)
+        write_position(self._conn, db, end, self.position_key)
 
 
 # ---------------------------------------------------------------------------------------------
