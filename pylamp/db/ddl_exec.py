@@ -20,6 +20,7 @@ from sqlglot import exp
 
 from pylamp.db import sql as sqlmod
 from pylamp.db.catalog import ColumnSpec, IndexSpec, TableSpec, sqlite_table_ddl
+from pylamp.db.compiler import compile_text
 from pylamp.db.dbfiles import DB_NAME, IDENT_PART, RESERVED, init_db_file, write_position
 from pylamp.db.ddl import add_index, alter_spec, key_part_name, mysql_type_of, spec_from_schema
 from pylamp.db.results import Ok, SqlError
@@ -249,7 +250,7 @@ def _create_as_select(
         if tree.args.get("exists"):
             return set()
         raise SqlError(1050, f"Table '{name}' already exists")
-    compiled = session._compile_text(query.sql("mysql"), Kind.READ)
+    compiled = compile_text(session, query.sql("mysql"), Kind.READ)
     for src_db, src_table in compiled.reads:
         session._require_table("SELECT", src_db, src_table)
     try:
