@@ -23,6 +23,7 @@ from pylamp.db.catalog import ColumnSpec, IndexSpec, TableSpec, sqlite_table_ddl
 from pylamp.db.compiler import compile_text
 from pylamp.db.dbfiles import DB_NAME, IDENT_PART, RESERVED, init_db_file, write_position
 from pylamp.db.ddl import add_index, alter_spec, key_part_name, mysql_type_of, spec_from_schema
+from pylamp.db.errors import map_error
 from pylamp.db.results import Ok, SqlError
 from pylamp.db.sql import Kind, Shape
 
@@ -73,7 +74,7 @@ def execute_ddl(session: Session, stmt: str) -> Ok:
             binlog.undo(position)
         session._rollback()
         if isinstance(e, sqlite3.Error):
-            raise session._map_error(e, None) from None
+            raise map_error(session, e, None) from None
         raise
     finally:
         session._end_txn()
@@ -257,7 +258,7 @@ def _create_as_select(
         cur = session._conn.execute(compiled.sql, session._bind(compiled, Shape("", [])))
         raw = cur.fetchall()
     except sqlite3.Error as e:
-        raise session._map_error(e, compiled) from None
+        raise map_error(session, e, compiled) from None
     names = [d[0] for d in cur.description or ()]
     result = session._result_set(compiled, names, raw)
     columns = [ColumnSpec(c.name, mysql_type_of(c)) for c in result.columns]
@@ -423,7 +424,7 @@ def _rebuild(session: Session, db: str, old: TableSpec, new: TableSpec) -> None:
                 f'INSERT INTO "{db}"."{tmp}" ({dst}) SELECT {srcs} FROM "{db}"."{old.name}"'
             )
         except sqlite3.IntegrityError as e:
-            raise session._map_error(e, None) from None
+            raise map_error(session, e, None) from None
     session._conn.execute(f'DROP TABLE "{db}"."{old.name}"')
     session._conn.execute(f'ALTER TABLE "{db}"."{tmp}" RENAME TO "{new.name}"')
     for ddl in sqlite_table_ddl(db, new)[1:]:

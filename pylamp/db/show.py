@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pylamp.db import sql as sqlmod
 from pylamp.db.accounts import ALL_PRIVILEGES, has_all_db_privileges, parse_account
 from pylamp.db.catalog import TableSpec, type_info
+from pylamp.db.errors import map_error
 from pylamp.db.results import BINARY_CHARSET, Column, ColumnFlag, FieldType, ResultSet, SqlError
 from pylamp.db.values import sqlite_value, text_result
 
@@ -391,7 +392,7 @@ def _where(session: Session, result: ResultSet, condition: str) -> ResultSet:
     try:
         keep = [r[0] for r in session._conn.execute(sql, flat).fetchall()]
     except sqlite3.Error as e:
-        raise session._map_error(e, None) from None
+        raise map_error(session, e, None) from None
     return ResultSet(result.columns, [result.rows[i] for i in keep])
 
 

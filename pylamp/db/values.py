@@ -1,8 +1,9 @@
 """Python values as MySQL result columns and SQLite parameters.
 
 Small pure helpers shared by the engine (:mod:`pylamp.db.engine`) and the statement modules
-split out of it (:mod:`pylamp.db.show`): describing a column from the values it holds, building
-a text result, and turning a value into something SQLite accepts.
+split out of it (:mod:`~pylamp.db.show`, :mod:`~pylamp.db.compiler`,
+:mod:`~pylamp.db.errors`): describing a column from the values it holds, building
+a text result, turning a value into something SQLite accepts, and reading a number.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from pylamp.db.results import BINARY_CHARSET, Column, ColumnFlag, FieldType, ResultSet
 
-__all__ = ["sqlite_value", "text_result", "value_column"]
+__all__ = ["number", "sqlite_value", "text_result", "value_column"]
 
 
 def value_column(name: str, values: Iterable[Any]) -> Column:
@@ -51,3 +52,10 @@ def sqlite_value(value: Any) -> Any:
     if isinstance(value, bool):
         return int(value)
     return value
+
+
+def number(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
