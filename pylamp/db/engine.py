@@ -73,7 +73,6 @@ from pylamp.db.errors import map_error
 from pylamp.db.functions import register_functions
 from pylamp.db.results import (
     BINARY_CHARSET,
-    SERVER_VERSION,
     Column,
     ColumnFlag,
     FieldType,
@@ -82,7 +81,8 @@ from pylamp.db.results import (
     SqlError,
 )
 from pylamp.db.sql import AdminCommand, Kind, NonDeterministic, Shape
-from pylamp.db.values import number, sqlite_value, text_result, value_column
+from pylamp.db.values import sqlite_value, text_result, value_column
+from pylamp.db.variables import DEFAULT_VARIABLES, execute_set, variable
 
 __all__ = [
     "AdminHandler",
@@ -147,94 +147,6 @@ class AdminHandler(Protocol):
 
 
 # ---------------------------------------------------------------------------------------------
-# Session and global variables.
-
-_DEFAULT_VARIABLES: dict[str, Any] = {
-    "version": SERVER_VERSION,
-    "version_comment": "pylamp (MySQL protocol over SQLite)",
-    "version_compile_os": "Linux",
-    "version_compile_machine": "x86_64",
-    "protocol_version": 10,
-    "port": 3306,
-    "hostname": "localhost",
-    "server_id": 1,
-    "log_bin": "OFF",
-    "binlog_format": "STATEMENT",
-    "sync_binlog": 1,
-    "max_binlog_size": 1073741824,
-    "autocommit": 1,
-    "sql_mode": "ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,"
-    "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION",
-    "lower_case_table_names": 0,
-    "max_allowed_packet": 67108864,
-    "max_connections": 151,
-    "sql_notes": 1,
-    "sql_quote_show_create": 1,
-    "sql_log_bin": 1,
-    "old_passwords": 0,
-    "thread_cache_size": 9,
-    "table_open_cache": 4000,
-    "innodb_buffer_pool_size": 134217728,
-    "innodb_flush_log_at_trx_commit": 1,
-    "skip_name_resolve": "ON",
-    "explicit_defaults_for_timestamp": "ON",
-    "event_scheduler": "OFF",
-    "log_error": "",
-    "general_log": "OFF",
-    "slow_query_log": "OFF",
-    "long_query_time": 10,
-    "max_execution_time": 0,
-    "net_buffer_length": 16384,
-    "character_set_client": "utf8mb4",
-    "character_set_connection": "utf8mb4",
-    "character_set_results": "utf8mb4",
-    "character_set_server": "utf8mb4",
-    "character_set_database": "utf8mb4",
-    "character_set_system": "utf8mb3",
-    "collation_connection": "utf8mb4_general_ci",
-    "collation_server": "utf8mb4_general_ci",
-    "collation_database": "utf8mb4_general_ci",
-    "transaction_isolation": "READ-COMMITTED",
-    "tx_isolation": "READ-COMMITTED",
-    "transaction_read_only": 0,
-    "tx_read_only": 0,
-    "read_only": 0,
-    "super_read_only": 0,
-    "time_zone": "SYSTEM",
-    "system_time_zone": "UTC",
-    "wait_timeout": 28800,
-    "interactive_timeout": 28800,
-    "license": "MIT",
-    "init_connect": "",
-    "performance_schema": 0,
-    "have_ssl": "DISABLED",
-    "default_storage_engine": "InnoDB",
-    "storage_engine": "InnoDB",
-    "innodb_lock_wait_timeout": 50,
-    "lock_wait_timeout": 31536000,
-    "query_cache_size": 0,
-    "query_cache_type": "OFF",
-    "sql_select_limit": 18446744073709551615,
-    "sql_auto_is_null": 0,
-    "sql_safe_updates": 0,
-    "foreign_key_checks": 1,
-    "unique_checks": 1,
-    "auto_increment_increment": 1,
-    "auto_increment_offset": 1,
-    "default_authentication_plugin": "mysql_native_password",
-    "gtid_mode": "OFF",
-    "div_precision_increment": 4,
-    "group_concat_max_len": 1024,
-    "last_insert_id": 0,
-    "identity": 0,
-    "timestamp": 0,
-    "warning_count": 0,
-    "error_count": 0,
-    "datadir": "",
-}
-
-
-# ---------------------------------------------------------------------------------------------
 # The engine.
 
 
@@ -269,7 +181,7 @@ class Engine:
         self.admin = admin
         self.clock = clock
         self.writer_lock = threading.Lock()
-        self.variables: dict[str, Any] = dict(_DEFAULT_VARIABLES)
+        self.variables: dict[str, Any] = dict(DEFAULT_VARIABLES)
         self.variables["server_id"] = server_id
         self.variables["datadir"] = str(self.data_dir) + "/"
         self.variables["log_bin"] = "ON" if binlog is not None else "OFF"
@@ -816,7 +728,7 @@ class Session:
         if kind is Kind.TRANSACTION:
             return self._execute_transaction(stmt)
         if kind is Kind.SET:
-            return self._execute_set(stmt)
+            return execute_set(self, stmt)
         if kind is Kind.SHOW:
             return show.execute_show(self, stmt)
         if kind is Kind.USE:
@@ -867,31 +779,8 @@ class Session:
             elif source == "u":
                 values.append(sqlite_value(self.user_vars.get(key)))
             else:
-                values.append(sqlite_value(self._variable(key)))
+                values.append(sqlite_value(variable(self, key)))
         return [values[i] for i in compiled.order]
-
-    def _variable(self, name: str) -> Any:
-        name = name.lower()
-        for prefix in ("session.", "local.", "global."):
-            if name.startswith(prefix):
-                name = name[len(prefix) :]
-        if name in self.session_vars:
-            return self.session_vars[name]
-        if name == "autocommit":
-            return 1 if self.autocommit else 0
-        if name in ("last_insert_id", "identity"):
-            return self.last_insert_id
-        if name == "warning_count":
-            return len(self.warnings)
-        if name == "timestamp":
-            return int(self._now)
-        if name == "pseudo_thread_id":
-            return self.connection_id
-        if name == "pylamp_user":
-            return f"{self.user}@{self.host}"
-        if name in self.engine.variables:
-            return self.engine.variables[name]
-        raise SqlError(1193, f"Unknown system variable '{name}'")
 
     def _spec_or_none(self, db: str, table: str) -> TableSpec | None:
         if not self.engine.db_exists(db):
@@ -1197,89 +1086,6 @@ class Session:
         del self._savepoints[name.lower()]
         return Ok()
 
-    # -- SET ---------------------------------------------------------------------------------
-
-    def _execute_set(self, stmt: str) -> Ok:
-        m = re.fullmatch(r"\s*SET\s+(?:NAMES|CHARACTER\s+SET|CHARSET)\s+(.*)", stmt, re.I | re.S)
-        if m:
-            charset = m.group(1).split()[0].strip("'\"`")
-            for var in (
-                "character_set_client",
-                "character_set_connection",
-                "character_set_results",
-            ):
-                self.session_vars[var] = charset
-            return Ok()
-        tree = sqlmod.parse_mysql(stmt)
-        if not isinstance(tree, exp.Set):
-            raise sqlmod.syntax_error(stmt)
-        for item in tree.expressions:
-            self._set_item(item)
-        return Ok()
-
-    def _set_item(self, item: exp.Expression) -> None:
-        eq = item.this if isinstance(item, exp.SetItem) else item
-        scope = (item.args.get("kind") or "").upper() if isinstance(item, exp.SetItem) else ""
-        if not isinstance(eq, exp.EQ):
-            return
-        left, right = eq.this, eq.expression
-        value = self._eval_scalar(right)
-        if isinstance(left, exp.Parameter):
-            self.user_vars[left.name.lower()] = value
-            return
-        if isinstance(left, exp.SessionParameter):
-            name = left.name.lower()
-            if (left.args.get("kind") or "").upper() == "GLOBAL":
-                scope = "GLOBAL"
-        else:
-            name = (
-                left.name.lower()
-                if isinstance(left, exp.Column | exp.Identifier)
-                else (left.sql().lower())
-            )
-        if name == "autocommit":
-            on = _truthy(value)
-            if on and not self.autocommit:
-                self._implicit_commit()
-            self.autocommit = on
-            return
-        if name in ("last_insert_id", "insert_id"):
-            self.last_insert_id = int(value or 0)
-            return
-        if name == "timestamp":
-            return
-        if name not in self.engine.variables and name not in self.session_vars:
-            raise SqlError(1193, f"Unknown system variable '{name}'")
-        if name in ("read_only", "super_read_only") or scope == "GLOBAL":
-            self._require_global("SUPER")
-            if name == "read_only":
-                self.engine.read_only = _truthy(value)
-            self.engine.variables[name] = value
-            return
-        self.session_vars[name] = value
-
-    def _eval_scalar(self, node: exp.Expression) -> Any:
-        if isinstance(node, exp.Literal):
-            return node.this if node.is_string else number(node.this)
-        if isinstance(node, exp.Null):
-            return None
-        if isinstance(node, exp.Boolean):
-            return 1 if node.this else 0
-        if isinstance(node, exp.Column | exp.Identifier | exp.Var):
-            word = node.name
-            upper = word.upper()
-            if upper in ("ON", "TRUE"):
-                return 1
-            if upper in ("OFF", "FALSE"):
-                return 0
-            if upper == "DEFAULT":
-                return None
-            return word
-        text = node.sql("mysql")
-        result = self._execute_dml("SELECT " + text, Kind.READ)
-        assert isinstance(result, ResultSet)
-        return result.rows[0][0] if result.rows else None
-
     # -- accounts ----------------------------------------------------------------------------
 
     def _execute_account(self, stmt: str) -> Ok:
@@ -1546,9 +1352,3 @@ def _inline_user_vars(text: str, values: dict[str, Any]) -> str:
         shape.text,
     )
     return sqlmod.restore(Shape(out, shape.literals))
-
-
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.upper() in ("1", "ON", "TRUE")
-    return bool(value)

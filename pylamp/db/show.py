@@ -21,6 +21,7 @@ from pylamp.db.catalog import TableSpec, type_info
 from pylamp.db.errors import map_error
 from pylamp.db.results import BINARY_CHARSET, Column, ColumnFlag, FieldType, ResultSet, SqlError
 from pylamp.db.values import sqlite_value, text_result
+from pylamp.db.variables import variable
 
 if TYPE_CHECKING:
     from pylamp.db.engine import Session
@@ -298,7 +299,7 @@ def execute_show(session: Session, stmt: str) -> ResultSet:
         re.I | re.S,
     )
     if m:
-        rows = [(k, _show_value(session._variable(k))) for k in sorted(_all_variables(session))]
+        rows = [(k, _show_value(variable(session, k))) for k in sorted(_all_variables(session))]
         return _show_list(["Variable_name", "Value"], rows, m.group(2))
     m = re.fullmatch(r"SHOW\s+(?:(?:GLOBAL|SESSION)\s+)?STATUS(?:\s+LIKE\s+(.+))?", text, re.I)
     if m:
