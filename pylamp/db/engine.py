@@ -48,16 +48,13 @@ from sqlglot import exp
 
 from pylamp.db import ddl_exec, show
 from pylamp.db import sql as sqlmod
+from pylamp.db.account_statements import execute_account
 from pylamp.db.accounts import (
     ALL_PRIVILEGES,
     GLOBAL_ONLY,
     Account,
     Accounts,
-    grant_database,
     native_password_hash,
-    parse_account,
-    parse_privileges,
-    split_accounts,
 )
 from pylamp.db.binlog_events import LoggedStatement
 from pylamp.db.catalog import (
@@ -738,7 +735,7 @@ class Session:
             self.use(sqlmod.unquote_ident(m.group(1)))
             return Ok()
         if kind is Kind.ACCOUNT:
-            return self._execute_account(stmt)
+            return execute_account(self, stmt)
         if kind is Kind.ADMIN:
             return self._execute_admin(stmt)
         return self._execute_other(stmt)
@@ -1085,114 +1082,6 @@ class Session:
         self._conn.execute(f"RELEASE {quoted}")
         del self._savepoints[name.lower()]
         return Ok()
-
-    # -- accounts ----------------------------------------------------------------------------
-
-    def _execute_account(self, stmt: str) -> Ok:
-        self._check_writable()
-        self._implicit_commit()
-        text = stmt.strip().rstrip(";").strip()
-        logged = text
-        m = re.fullmatch(
-            r"CREATE\s+USER\s+(IF\s+NOT\s+EXISTS\s+)?(.+?)"
-            r"(?:\s+IDENTIFIED\s+(?:WITH\s+\S+\s+)?(BY\s+PASSWORD|BY|AS)\s+('(?:[^'\\]|\\.)*'|\"[^\"]*\"))?",
-            text,
-            re.I | re.S,
-        )
-        if m:
-            self._require_global("CREATE USER")
-            account = parse_account(m.group(2))
-            auth = ""
-            if m.group(4):
-                secret = sqlmod.unescape_string(m.group(4)[1:-1], m.group(4)[0])
-                by = m.group(3).upper() == "BY"
-                auth = native_password_hash(secret) if by else secret
-                exists = "IF NOT EXISTS " if m.group(1) else ""
-                logged = (
-                    f"CREATE USER {exists}{account} "
-                    f"IDENTIFIED WITH mysql_native_password AS '{auth}'"
-                )
-            self.engine.accounts.create_user(account, auth, if_not_exists=m.group(1) is not None)
-            self._log_account(logged)
-            return Ok()
-        m = re.fullmatch(r"DROP\s+USER\s+(IF\s+EXISTS\s+)?(.+)", text, re.I | re.S)
-        if m:
-            self._require_global("CREATE USER")
-            for part in split_accounts(m.group(2)):
-                self.engine.accounts.drop_user(
-                    parse_account(part), if_exists=m.group(1) is not None
-                )
-            self._log_account(logged)
-            return Ok()
-        m = re.fullmatch(
-            r"(?:ALTER\s+USER\s+(.+?)\s+IDENTIFIED\s+(?:WITH\s+\S+\s+)?(BY\s+PASSWORD|BY|AS)"
-            r"|SET\s+PASSWORD\s+FOR\s+(.+?)\s*=)"
-            r"\s+('(?:[^'\\]|\\.)*'|\"[^\"]*\")",
-            text,
-            re.I | re.S,
-        )
-        if m:
-            account = parse_account(m.group(1) or m.group(3))
-            if account != self.account:
-                self._require_global("CREATE USER")
-            secret = sqlmod.unescape_string(m.group(4)[1:-1], m.group(4)[0])
-            # "AS '*HEX'" (how the binlog carries it) and "BY PASSWORD" give the hash itself
-            given_hash = m.group(2) is not None and m.group(2).upper() != "BY"
-            auth = secret if given_hash else native_password_hash(secret)
-            self.engine.accounts.set_password(account, auth)
-            self._log_account(
-                f"ALTER USER {account} IDENTIFIED WITH mysql_native_password AS '{auth}'"
-            )
-            return Ok()
-        m = re.fullmatch(
-            r"(GRANT|REVOKE)\s+(.+?)\s+ON\s+(?:TABLE\s+)?(\S+)\s+(TO|FROM)\s+(.+?)"
-            r"(\s+IDENTIFIED\s+BY\s+'(?:[^'\\]|\\.)*')?(\s+WITH\s+GRANT\s+OPTION)?",
-            text,
-            re.I | re.S,
-        )
-        if m:
-            verb = m.group(1).upper()
-            privs = parse_privileges(m.group(2))
-            target = m.group(3)
-            db = grant_database(target)
-            if db != "*" and re.fullmatch(r"ALL(?:\s+PRIVILEGES)?", m.group(2).strip(), re.I):
-                privs = [p for p in privs if p not in GLOBAL_ONLY]
-            if m.group(7):
-                privs.append("GRANT OPTION")
-            for p in privs:
-                if db != "*" and p in GLOBAL_ONLY:
-                    raise SqlError(1221, "Incorrect usage of DB GRANT and GLOBAL PRIVILEGES")
-            if not self.replaying and not self._has("GRANT OPTION", None if db == "*" else db):
-                raise SqlError(
-                    1044 if db != "*" else 1227,
-                    f"Access denied for user '{self.user}'@'{self.host}' to database '{db}'"
-                    if db != "*"
-                    else "Access denied; you need (at least one of) the GRANT OPTION "
-                    "privilege(s) for this operation",
-                )
-            for part in split_accounts(m.group(5)):
-                account = parse_account(part)
-                if not self.engine.accounts.exists(account):
-                    if verb == "GRANT":
-                        raise SqlError(1133, "Can't find any matching row in the user table")
-                    raise SqlError(
-                        1141,
-                        f"There is no such grant defined for user "
-                        f"'{account.user}' on host '{account.host}'",
-                    )
-                if verb == "GRANT":
-                    self.engine.accounts.grant(account, db, privs)
-                else:
-                    self.engine.accounts.revoke(account, db, privs)
-            self._log_account(logged if not m.group(6) else text.replace(m.group(6), ""))
-            return Ok()
-        raise sqlmod.syntax_error(text)
-
-    def _log_account(self, text: str) -> None:
-        if self.replaying:
-            return
-        with self._writer():
-            self._log([(self.db or "", text)], ddl=True)
 
     # -- admin and others --------------------------------------------------------------------
 
