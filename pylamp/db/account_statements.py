@@ -23,7 +23,7 @@ from pylamp.db.accounts import (
 from pylamp.db.results import Ok, SqlError
 
 if TYPE_CHECKING:
-    from pylamp.db.engine import Session
+    from pylamp.db.session import Session
 
 __all__ = ["execute_account"]
 

@@ -26,7 +26,7 @@ from pylamp.db.sql import Kind, Shape
 from pylamp.db.values import sqlite_value
 
 if TYPE_CHECKING:
-    from pylamp.db.engine import Session
+    from pylamp.db.session import Session
 
 __all__ = ["ColSource", "Compiled", "ShapeInfo", "compile_shape", "compile_text"]
 

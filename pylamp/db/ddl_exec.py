@@ -28,7 +28,7 @@ from pylamp.db.results import Ok, SqlError
 from pylamp.db.sql import Kind, Shape
 
 if TYPE_CHECKING:
-    from pylamp.db.engine import Session
+    from pylamp.db.session import Session
 
 __all__ = ["execute_ddl"]
 

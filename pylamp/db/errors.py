@@ -21,7 +21,7 @@ from pylamp.db.results import SqlError
 from pylamp.db.values import number
 
 if TYPE_CHECKING:
-    from pylamp.db.engine import Session
+    from pylamp.db.session import Session
 
 __all__ = ["map_error"]
 

@@ -24,7 +24,7 @@ from pylamp.db.values import sqlite_value, text_result
 from pylamp.db.variables import variable
 
 if TYPE_CHECKING:
-    from pylamp.db.engine import Session
+    from pylamp.db.session import Session
 
 __all__ = ["execute_show", "fill_information_schema"]
 

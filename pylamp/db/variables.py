@@ -20,7 +20,7 @@ from pylamp.db.sql import Kind
 from pylamp.db.values import number
 
 if TYPE_CHECKING:
-    from pylamp.db.engine import Session
+    from pylamp.db.session import Session
 
 __all__ = ["DEFAULT_VARIABLES", "execute_set", "variable"]
 
