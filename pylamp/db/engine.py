@@ -20,7 +20,7 @@ transaction touched, in the same SQLite transaction; should SQLite's COMMIT stil
 append is undone (``binlog.undo``) so that the binlog never holds a transaction the tables do
 not.  WAL checkpoints run in a background thread (:meth:`Engine.note_commit`) instead of inline
 in a committing writer.  :meth:`Engine.recover` re-applies
-complete transactions past each database's stored position (:meth:`Session.apply_logged`).
+complete transactions past each database's stored position (:mod:`pylamp.db.recovery`).
 Clients, recovery and a replica (:func:`apply_statement`) all run statements through the same
 ``Session.execute`` path, so a logged statement is applied exactly as it first ran.
 
@@ -29,9 +29,10 @@ placeholders) and current database; the SQLite text, its parameters, the tables 
 writes (for privilege checks) and its result column types are cached in the engine and shared
 by sessions; any DDL clears the cache.
 
-Layout: this module holds :class:`Engine` (files, catalog, caches, checkpoints, recovery);
-:class:`Session` and :func:`apply_statement` are in :mod:`pylamp.db.session` (re-exported
-here), which runs DML and transactions and hands the other statements to
+Layout: this module holds :class:`Engine` (files, catalog, caches, checkpoints);
+:class:`Session` is in :mod:`pylamp.db.session` and replay (:meth:`Engine.recover`,
+:func:`apply_statement`) in :mod:`pylamp.db.recovery` (both re-exported here); the session
+runs DML and transactions and hands the other statements to
 :mod:`~pylamp.db.compiler`, :mod:`~pylamp.db.ddl_exec`, :mod:`~pylamp.db.show`,
 :mod:`~pylamp.db.variables` and :mod:`~pylamp.db.account_statements`.
 """
@@ -48,12 +49,14 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from pylamp.db import recovery
 from pylamp.db.accounts import ALL_PRIVILEGES, Account, Accounts, native_password_hash
 from pylamp.db.catalog import TableSpec
 from pylamp.db.compiler import Compiled, ShapeInfo
 from pylamp.db.dbfiles import RESERVED, read_position, write_position
+from pylamp.db.recovery import apply_statement
 from pylamp.db.results import Ok, ResultSet, SqlError
-from pylamp.db.session import Session, apply_statement
+from pylamp.db.session import Session
 from pylamp.db.sql import AdminCommand
 from pylamp.db.variables import DEFAULT_VARIABLES
 
@@ -368,44 +371,9 @@ class Engine:
         key: str = "binlog",
         up_to: tuple[str, int] | None = None,
     ) -> int:
-        """Re-apply logged transactions that the database files do not have yet.
-
-        ``transactions(after)`` yields binlog transactions (objects with ``end`` and
-        ``statements`` of ``(db, sql)``, like pylamp.db.binlog's) ending after ``after``.  A
-        statement is applied to a database only when that database's stored position is
-        before the transaction's end, so each is applied exactly once.  Returns how many
-        transactions were (partly) re-applied.  ``key`` names the stored positions to compare
-        with ("binlog" for this server's own log; a replica applying its master's log can keep
-        those positions under another key).
-
-        ``up_to`` is the end of the log (its position when nothing can write to it): once
-        every transaction has been re-applied, every database has all of the log, so it is
-        stored as each one's position under ``key``; the next recovery then starts there
-        instead of at the last transaction that happened to touch a rarely written database.
-        """
-        positions = self.positions(key)
-        known = [p for p in positions.values() if p is not None]
-        start = min(known) if known and len(known) == len(positions) else None
-        count = 0
-        session = Session(self, "root", "localhost", Account("root", "localhost"), 0)
-        session.replaying = True
-        session.position_key = key
-        try:
-            for txn in transactions(start):
-                end = tuple(txn.end)
-                if session.apply_logged(txn, end, positions):
-                    count += 1
-                    if getattr(txn, "xid", 1) is None:
-                        positions = self.positions(key)  # DDL may create or drop databases
-                    else:
-                        positions.update(dict.fromkeys(session.applied_dbs, end))
-        finally:
-            session.close()
-        if up_to is not None:
-            end = (up_to[0], up_to[1])
-            stale = [db for db, pos in self.positions(key).items() if pos is None or pos < end]
-            self.store_positions(end, key, stale)
-        return count
+        """Re-apply logged transactions that the database files do not have yet (see
+        :func:`pylamp.db.recovery.recover`)."""
+        return recovery.recover(self, transactions, key=key, up_to=up_to)
 
     # -- catalog -----------------------------------------------------------------------------
 

@@ -5,8 +5,8 @@
 savepoints and the commit path (binlog first, then SQLite's COMMIT: see :mod:`pylamp.db.engine`);
 DDL, SHOW, SET and account statements are run by :mod:`~pylamp.db.ddl_exec`,
 :mod:`~pylamp.db.show`, :mod:`~pylamp.db.variables` and :mod:`~pylamp.db.account_statements`.
-:func:`apply_statement` and :meth:`Session.apply_logged` apply logged statements (a replica,
-crash recovery) through the same path.  ``pylamp.db.engine`` re-exports both names.
+Logged statements (crash recovery, a replica) are re-applied through the same path by
+:mod:`pylamp.db.recovery`.  ``pylamp.db.engine`` re-exports :class:`Session`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import time
 import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
-
-from sqlglot import exp
 
 from pylamp.db import ddl_exec, show
 from pylamp.db import sql as sqlmod
@@ -40,7 +38,7 @@ from pylamp.db.variables import execute_set, variable
 if TYPE_CHECKING:
     from pylamp.db.engine import Engine
 
-__all__ = ["Session", "apply_statement"]
+__all__ = ["Session"]
 
 # logged under the engine's name, as before sessions had their own module
 log = logging.getLogger("pylamp.db.engine")
@@ -54,17 +52,6 @@ _FAST_KINDS = {
     "REPLACE": Kind.WRITE,
 }
 _LOCKING_READ = re.compile(r"\bFOR\s+(?:UPDATE|SHARE)\b|\bLOCK\s+IN\s+SHARE\s+MODE\b", re.I)
-
-
-def apply_statement(session: Session, db: str | None, sql: str) -> list[ResultSet | Ok]:
-    """Apply one logged (already determinised) statement in ``db`` on ``session``.
-
-    The one function that master execution, crash recovery and a replica's applier share: the
-    statement runs exactly as it ran on the master, through the same translation.
-    """
-    if db and db != session.db:
-        session.use(db)
-    return session.execute(sql)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -726,87 +713,9 @@ class Session:
             return Ok()
         raise sqlmod.syntax_error(stmt)
 
-    # -- replay ------------------------------------------------------------------------------
-
-    def apply_logged(
-        self, txn: Any, end: tuple[str, int], positions: dict[str, tuple[str, int] | None]
-    ) -> bool:
-        """Apply one logged transaction during recovery, skipping databases that have it."""
-        applied = False
-        stmts = [(getattr(s, "db", None), getattr(s, "sql", s)) for s in txn.statements]
-        self._now = float(getattr(txn, "timestamp", 0.0))
-        self.replay_end = end
-        ddl = getattr(txn, "xid", 1) is None
-        try:
-            for db, text in stmts:
-                self.db = db if db and self.engine.db_exists(db) else None
-                target_db = self._target_db(text)
-                if target_db is not None:
-                    pos = positions.get(target_db)
-                    if pos is not None and pos >= end:
-                        continue
-                elif ddl and _database_stmt_done(text, self.engine):
-                    continue
-                if not ddl and not self.in_transaction:
-                    self.in_transaction = True
-                try:
-                    self.execute(text)
-                except SqlError as e:
-                    # account changes are not position-tracked: replaying one that is
-                    # already there (user exists / is gone) is a no-op
-                    if sqlmod.classify(text) is Kind.ACCOUNT and e.errno in (1396, 1133, 1141):
-                        continue
-                    raise
-                applied = True
-                if target_db is not None and self._holds_writer:
-                    self._txn_dbs.add(target_db)
-                if ddl and target_db is not None and self.engine.db_exists(target_db):
-                    self._store_recovered(target_db, end)
-            self.applied_dbs = set(self._txn_dbs)
-            if self._holds_writer:
-                self._store_position(end, self._txn_dbs)
-                self._conn.execute("COMMIT")
-                self._end_txn()
-        except BaseException:
-            self._rollback()
-            raise
-        self.in_transaction = False
-        return applied
-
-    def _target_db(self, text: str) -> str | None:
-        """The database a logged statement changes (None: a database or account statement)."""
-        kind = sqlmod.classify(text)
-        if kind is Kind.WRITE:
-            compiled = compile_shape(self, sqlmod.strip_literals(text), kind)
-            return compiled.target[0] if compiled.target is not None else self.db
-        if kind is Kind.DDL:
-            if re.match(r"\s*(?:CREATE|DROP)\s+(?:DATABASE|SCHEMA)\b", text, re.I):
-                return None
-            table = sqlmod.parse_mysql(text).find(exp.Table)
-            db = table.args.get("db") if table is not None else None
-            return db.name if db is not None else self.db
-        return None
-
-    def _store_recovered(self, db: str, end: tuple[str, int]) -> None:
-        self._attach(db)
-        write_position(self._conn, db, end, self.position_key)
-
 
 # ---------------------------------------------------------------------------------------------
 # Small helpers.
-
-
-def _database_stmt_done(text: str, engine: Engine) -> bool:
-    m = re.match(
-        r"\s*(CREATE|DROP)\s+(?:DATABASE|SCHEMA)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?"
-        r"(`(?:[^`]|``)+`|[\w$-]+)",
-        text,
-        re.I,
-    )
-    if m:
-        exists = engine.db_exists(sqlmod.unquote_ident(m.group(2)))
-        return exists if m.group(1).upper() == "CREATE" else not exists
-    return False
 
 
 def _inline_user_vars(text: str, values: dict[str, Any]) -> str:
