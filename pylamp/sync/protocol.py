@@ -53,6 +53,7 @@ from typing import Any, NamedTuple
 import zstandard
 
 from . import events as ev
+from .manifest import Row
 
 __all__ = [
     "MANIFEST_ROWS",
@@ -165,7 +166,6 @@ _MANIFEST_HEAD = struct.Struct("<BI")
 _KINDS = frozenset("fdl")
 _SWAP = sys.byteorder != "little"  # the columns are little-endian on the wire
 _ROW_BYTES = 1 + 2 + 8 + 8  # fixed-size columns per row
-ManifestRow = tuple[str, str, int, int, int, str, str]  # as manifest.Row
 
 
 def _column(code: str, values: Any) -> bytes:
@@ -255,7 +255,7 @@ def _array(code: str, raw: bytes) -> array[int]:
     return col
 
 
-def decode_manifest(data: bytes) -> dict[str, ManifestRow]:
+def decode_manifest(data: bytes) -> dict[str, Row]:
     """Decode :func:`encode_manifest`'s bytes into path -> row, or raise
     :class:`ProtocolError` naming what is wrong."""
     n, kinds, numbers, strings = _columns(data)
