@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pylamp.db.dbfiles import PAGE_SIZES
 from pylamp.db.server import SqlServer
 
 __all__ = ["main", "parse_args"]
@@ -126,9 +127,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[dict[str, Any], str, 
     if settings["data_dir"] is None:
         parser.error("--data-dir (or --config and --name) is required")
     page_size = settings.get("page_size")
-    if page_size is not None and not (
-        512 <= page_size <= 65536 and page_size & (page_size - 1) == 0
-    ):
+    if page_size is not None and page_size not in PAGE_SIZES:
         parser.error(f"--page-size must be a power of two from 512 to 65536, not {page_size}")
     return settings, name, str(args.log_level).upper()
 

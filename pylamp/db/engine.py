@@ -53,7 +53,13 @@ from pylamp.db import recovery
 from pylamp.db.accounts import ALL_PRIVILEGES, Account, Accounts, native_password_hash
 from pylamp.db.catalog import TableSpec
 from pylamp.db.compiler import Compiled, ShapeInfo
-from pylamp.db.dbfiles import RESERVED, read_position, write_position
+from pylamp.db.dbfiles import (
+    DEFAULT_PAGE_SIZE,
+    PAGE_SIZES,
+    RESERVED,
+    read_position,
+    write_position,
+)
 from pylamp.db.recovery import apply_statement
 from pylamp.db.results import Ok, ResultSet, SqlError
 from pylamp.db.session import Session
@@ -71,15 +77,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _CACHE_LIMIT = 20000
-# Default page size of new database files (Engine's page_size; --page-size). SQLite's WAL logs
-# whole pages: a single-row autocommit INSERT dirties three (the table's leaf, sqlite_sequence
-# for AUTO_INCREMENT, _pylamp_meta for the binlog position), so 4 KiB pages write 12 KiB to
-# the WAL per commit and 1 KiB pages 3 KiB, which made small durable INSERTs ~10% faster here
-# (3 paired runs, 684/777 -> 619/647 us each). But rows beyond ~1 KiB then overflow into page
-# chains: with 3 KB TEXT rows a primary-key SELECT took 22 us instead of 12 and a full scan
-# 2.3x as long. Web content has such rows, so the default stays SQLite's 4 KiB.
-DEFAULT_PAGE_SIZE = 4096
-_PAGE_SIZES = frozenset(1 << n for n in range(9, 17))
 _CHECKPOINT_EVERY = 256  # commits to a database between background WAL checkpoints
 _CHECKPOINT_IDLE_S = 1.0  # ... or this long after the last one
 _CHECKPOINT_LOCK_WAIT_S = 0.05
@@ -138,7 +135,7 @@ class Engine:
         variables: dict[str, Any] | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
     ) -> None:
-        if page_size not in _PAGE_SIZES:
+        if page_size not in PAGE_SIZES:
             raise ValueError(f"page_size must be a power of two from 512 to 65536, not {page_size}")
         self.page_size = page_size
         self.data_dir = Path(data_dir)

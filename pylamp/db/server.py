@@ -31,6 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
+from pylamp.db.dbfiles import DEFAULT_PAGE_SIZE
 from pylamp.db.mysql import auth
 from pylamp.db.mysql.connection import LocalProtocolError, ServerConnection, State, refusal
 from pylamp.db.mysql.events import (
@@ -128,7 +129,7 @@ class SqlServer:
         max_allowed_packet: int = 64 * 1024 * 1024,
         max_connections: int = 500,
         binlog_preallocate: int = 1 << 20,
-        page_size: int = 4096,
+        page_size: int = DEFAULT_PAGE_SIZE,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
