@@ -159,16 +159,6 @@ def _placeholder_ok(node: exp.Placeholder) -> bool:
     return True
 
 
-def _literal_expr(value: Any) -> exp.Expression:
-    if value is None:
-        return exp.Null()
-    if isinstance(value, int | float):
-        if value < 0:
-            return exp.Neg(this=exp.Literal.number(-value))
-        return exp.Literal.number(value)
-    return exp.Literal.string(str(value))
-
-
 def compile_shape(session: Session, shape: Shape, kind: Kind, original: str = "") -> Compiled:
     engine = session.engine
     shape_key = (session.db, shape.text)
