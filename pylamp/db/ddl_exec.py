@@ -21,7 +21,14 @@ from sqlglot import exp
 from pylamp.db import sql as sqlmod
 from pylamp.db.catalog import ColumnSpec, IndexSpec, TableSpec, sqlite_table_ddl
 from pylamp.db.compiler import compile_text
-from pylamp.db.dbfiles import DB_NAME, IDENT_PART, RESERVED, init_db_file, write_position
+from pylamp.db.dbfiles import (
+    DB_NAME,
+    IDENT_PART,
+    RESERVED,
+    has_sequence,
+    init_db_file,
+    write_position,
+)
 from pylamp.db.ddl import add_index, alter_spec, key_part_name, mysql_type_of, spec_from_schema
 from pylamp.db.errors import map_error
 from pylamp.db.results import Ok, SqlError
@@ -194,19 +201,12 @@ def _apply_ddl(session: Session, tree: exp.Expression) -> set[str]:
             session._conn.execute(f'DELETE FROM "{db}"."{name}"')
             session._conn.execute(
                 f'DELETE FROM "{db}".sqlite_sequence WHERE name = ?', (name,)
-            ) if _has_sequence(session, db) else None
+            ) if has_sequence(session._conn, db) else None
             touched.add(db)
         return touched
     if isinstance(tree, exp.Command) and tree.name.upper() == "RENAME":
         return _rename_tables(session, tree.expression.name if tree.expression else "")
     raise SqlError(1235, f"This version of MySQL doesn't yet support '{tree.sql('mysql')[:60]}'")
-
-
-def _has_sequence(session: Session, db: str) -> bool:
-    row = session._conn.execute(
-        f"SELECT 1 FROM \"{db}\".sqlite_master WHERE name = 'sqlite_sequence'"
-    ).fetchone()
-    return row is not None
 
 
 def _save_spec(session: Session, db: str, spec: TableSpec) -> None:

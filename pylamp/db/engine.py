@@ -15,7 +15,7 @@ the first write on they see the transaction's own snapshot.
 
 Commit path (the binlog is the redo log): inside the writer lock, right before SQLite's COMMIT,
 the transaction's determinised statements go to ``binlog.append_transaction`` (appended and
-fsynced), and the returned end position is written into ``_pylamp_meta`` of every database the
+fsynced), and the returned end position is written into ``sqlite_sequence`` of every database the
 transaction touched, in the same SQLite transaction; should SQLite's COMMIT still fail, the
 append is undone (``binlog.undo``) so that the binlog never holds a transaction the tables do
 not.  WAL checkpoints run in a background thread (:meth:`Engine.note_commit`) instead of inline

@@ -554,22 +554,41 @@ def test_wal_is_checkpointed_in_the_background(engine: Engine, session: Session)
     assert count(session) == 301
 
 
-def test_position_table_is_one_btree_and_old_files_still_work(
+def test_position_is_stored_in_sqlite_sequence_and_old_files_still_work(
     engine: Engine, session: Session, binlog: Binlog
 ) -> None:
+    session.execute("INSERT INTO t (v) VALUES ('a')")
     path = engine.db_path("shop")
     raw = sqlite3.connect(path, isolation_level=None)
-    (ddl,) = raw.execute("SELECT sql FROM sqlite_master WHERE name = '_pylamp_meta'").fetchone()
-    assert "WITHOUT ROWID" in ddl
-    # a file made before: a rowid table with an index on k
-    raw.execute("ALTER TABLE _pylamp_meta RENAME TO old")
-    raw.execute("CREATE TABLE _pylamp_meta (k TEXT PRIMARY KEY, v)")
-    raw.execute("INSERT INTO _pylamp_meta SELECT k, v FROM old")
-    raw.execute("DROP TABLE old")
+    rows = dict(raw.execute("SELECT name, seq FROM sqlite_sequence WHERE name LIKE '_pylamp%'"))
+    assert rows == {
+        "_pylamp_binlog_file": binlog.position().file,
+        "_pylamp_binlog_pos": binlog.position().pos,
+    }
+    assert raw.execute("SELECT count(*) FROM _pylamp_meta").fetchone()[0] == 0
     raw.close()
-    engine.bump_epoch("shop")  # re-attach
-    session.execute("INSERT INTO t (v) VALUES ('a')")
-    assert stored_position(engine, "shop") == tuple(binlog.position())
+    # a file made before: the position in _pylamp_meta, and no sqlite_sequence at all
+    session.execute("CREATE DATABASE old")
+    old_path = engine.db_path("old")
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(old_path) + suffix).unlink(missing_ok=True)
+    raw = sqlite3.connect(old_path, isolation_level=None)
+    raw.execute("PRAGMA journal_mode = WAL")
+    raw.execute("CREATE TABLE _pylamp_meta (k TEXT PRIMARY KEY, v) WITHOUT ROWID")
+    raw.execute("CREATE TABLE _pylamp_tables (name TEXT PRIMARY KEY, spec TEXT)")
+    raw.execute(
+        "INSERT INTO _pylamp_meta VALUES ('binlog_file', 'db1-bin.000001'), ('binlog_pos', 4)"
+    )
+    raw.close()
+    engine.bump_epoch("old")
+    assert stored_position(engine, "old") == ("db1-bin.000001", 4)
+    session.execute("CREATE TABLE old.u (a INT)")  # no AUTO_INCREMENT: still no sqlite_sequence
+    session.execute("INSERT INTO old.u VALUES (1)")
+    assert stored_position(engine, "old") == tuple(binlog.position())
+    raw = sqlite3.connect(old_path, isolation_level=None)
+    assert raw.execute("SELECT count(*) FROM _pylamp_meta").fetchone()[0] == 0  # moved over
+    raw.close()
+    assert session.execute("SELECT a FROM old.u")[0].rows == [(1,)]
 
 
 def test_flush_logs_waits_for_an_open_write_transaction(tmp_path: Path) -> None:
