@@ -31,7 +31,6 @@ from pylamp.db.binlog_events import (
     BinlogFormatError,
     Event,
     FormatDescription,
-    LoggedStatement,
     Position,
     Rotate,
     Stop,
@@ -122,6 +121,8 @@ class Binlog:
         self._clock = clock
         self._lock = threading.RLock()
         self._grown = threading.Condition(self._lock)
+        self._waiting = 0
+        """How many :meth:`wait_past` calls are waiting on ``_grown``."""
         self._pattern = re.compile(re.escape(basename) + r"-bin\.(\d{6,})")
         self._fd: int | None = None
         self._file = ""
@@ -353,7 +354,7 @@ class Binlog:
     def append_transaction(
         self,
         db: str,
-        statements: Sequence[str | LoggedStatement],
+        statements: Sequence[str | tuple[str, str]],
         timestamp: float,
         *,
         ddl: bool = False,
@@ -362,18 +363,17 @@ class Binlog:
     ) -> Position:
         """Log one committed transaction durably (per ``sync``); return its end position.
 
-        ``statements`` are SQL texts run in ``db``, or :class:`LoggedStatement` where the
-        current database changed inside the transaction. A normal transaction is written as
-        BEGIN, the statements, XID; with ``ddl`` each statement is written alone (DDL commits
-        implicitly in MySQL). Everything goes out in one write, then fsync, so a crash leaves
-        at most a torn tail that the next open cuts off. ``thread_id`` is the client
+        ``statements`` are SQL texts run in ``db``, or ``(db, sql)`` pairs
+        (:class:`LoggedStatement`) where the current database changed inside the transaction.
+        A normal transaction is written as BEGIN, the statements, XID; with ``ddl`` each
+        statement is written alone (DDL commits implicitly in MySQL). Everything goes out in
+        one write, then fsync, so a crash leaves at most a torn tail that the next open cuts
+        off. ``thread_id`` is the client
         connection's id (shown by mysqlbinlog). With ``rotate=False`` a full file is not
         rotated here: the caller calls :meth:`rotate_if_full` once it has committed, so that
         until then :meth:`undo` can still take the transaction back.
         """
-        stmts = [
-            s if isinstance(s, LoggedStatement) else LoggedStatement(db, s) for s in statements
-        ]
+        stmts = [(db, s) if isinstance(s, str) else s for s in statements]
         if not stmts:
             raise ValueError("a transaction needs at least one statement")
         seconds = int(timestamp)
@@ -381,12 +381,12 @@ class Binlog:
         with self._lock:
             self._check_open()
             if ddl:
-                queries = [(s.db, s.sql, 0) for s in stmts]
+                queries = [(d, sql, 0) for d, sql in stmts]
                 xid = None
             else:
                 # as MySQL writes it: BEGIN carries the database but is shown without "use"
-                queries = [(stmts[0].db, "BEGIN", SUPPRESS_USE)]
-                queries += [(s.db, s.sql, 0) for s in stmts]
+                queries = [(stmts[0][0], "BEGIN", SUPPRESS_USE)]
+                queries += [(d, sql, 0) for d, sql in stmts]
                 xid = self._next_xid
                 self._next_xid += 1
             data = encode_queries(
@@ -429,7 +429,8 @@ class Binlog:
         with self._lock:
             if self._fd is not None and self._visible != self._pos:
                 self._visible = self._pos
-                self._notify()
+                if self._waiting:  # (notify_all costs a commit ~2 us even with nobody waiting)
+                    self._notify()
             if self._fd is not None and self._pos >= self.max_size:
                 self.rotate()
 
@@ -472,9 +473,14 @@ class Binlog:
         """
         after = Position(*after)
         with self._grown:
-            return self._grown.wait_for(
-                lambda: self._fd is None or Position(self._file, self._visible) > after, timeout
-            )
+            self._waiting += 1
+            try:
+                return self._grown.wait_for(
+                    lambda: self._fd is None or Position(self._file, self._visible) > after,
+                    timeout,
+                )
+            finally:
+                self._waiting -= 1
 
     def files(self) -> list[tuple[str, int]]:
         """Every log file in order with its size in bytes (SHOW BINARY LOGS)."""

@@ -334,6 +334,9 @@ def encode_event(
 
 
 _DEFAULT_QUERY = Query("", "")
+_DEFAULT_STATUS = _status_prefix(
+    _DEFAULT_QUERY.flags2, _DEFAULT_QUERY.sql_mode, _DEFAULT_QUERY.charset
+)
 
 
 def encode_queries(
@@ -351,8 +354,7 @@ def encode_queries(
     ``position``: the same bytes as :func:`encode_event` on each, without building the
     payload objects (this is on every commit's path).
     """
-    d = _DEFAULT_QUERY
-    status = _status_prefix(d.flags2, d.sql_mode, d.charset)
+    status = _DEFAULT_STATUS
     if microseconds:
         status += bytes([_Q_HRNOW]) + microseconds.to_bytes(3, "little")
     ts = timestamp & 0xFFFFFFFF
@@ -463,9 +465,12 @@ def event_info(event: Event) -> tuple[str, str]:
     return name, ""
 
 
-@dataclass(frozen=True)
-class LoggedStatement:
-    """A statement as logged: the current database it ran in and its (determinised) text."""
+class LoggedStatement(NamedTuple):
+    """A statement as logged: the current database it ran in and its (determinised) text.
+
+    A NamedTuple: a plain ``(db, sql)`` pair is one too, so a committing session hands its
+    statements to the binlog without wrapping each.
+    """
 
     db: str
     sql: str

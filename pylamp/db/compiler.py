@@ -88,6 +88,9 @@ class Compiled:
     order: tuple[int, ...] = ()  # per "?" in ``sql``: its index in ``params``
     resolved: list[tuple[Column, Any] | str] | None = None
     cacheable_columns: bool = True
+    auto_increment: bool | None = None
+    """Whether an INSERT's table has an AUTO_INCREMENT column (found on its first run; DDL
+    clears the cache of compiled statements)."""
 
 
 @dataclass

@@ -24,7 +24,6 @@ from pylamp.db import ddl_exec, show
 from pylamp.db import sql as sqlmod
 from pylamp.db.account_statements import execute_account
 from pylamp.db.accounts import GLOBAL_ONLY, Account
-from pylamp.db.binlog_events import LoggedStatement
 from pylamp.db.catalog import ColumnSpec, TableSpec, TypeInfo, convert_value, type_info
 from pylamp.db.compiler import Compiled, compile_shape
 from pylamp.db.dbfiles import write_position
@@ -482,8 +481,12 @@ class Session:
             affected = 2  # MySQL counts an ON DUPLICATE KEY UPDATE that updated a row as 2
         insert_id = 0
         if compiled.verb == "INSERT" and compiled.target is not None and affected:
-            spec = self._spec_or_none(compiled.target[0] or "", compiled.target[1])
-            if spec is not None and spec.auto_increment_column() is not None:
+            auto = compiled.auto_increment
+            if auto is None:
+                spec = self._spec_or_none(compiled.target[0] or "", compiled.target[1])
+                auto = spec is not None and spec.auto_increment_column() is not None
+                compiled.auto_increment = auto
+            if auto:
                 last = cur.lastrowid or 0
                 insert_id = max(last - affected + 1, 1) if compiled.insert_rows else last
                 if len(compiled.insert_rows or ()) <= 1:
@@ -538,10 +541,9 @@ class Session:
         binlog = self.engine.binlog
         if binlog is None:
             return None
-        stmts = [LoggedStatement(db, text) for db, text in statements]
         pos = binlog.append_transaction(
             statements[0][0],
-            stmts,
+            statements,
             self._now,
             ddl=ddl,
             thread_id=self.connection_id,
