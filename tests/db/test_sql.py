@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -213,3 +214,31 @@ def test_projection_texts() -> None:
     assert projection_texts("SELECT 1") == ["1"]
     assert projection_texts("(SELECT a FROM t) UNION (SELECT b FROM u)") == ["a"]
     assert projection_texts("INSERT INTO t VALUES (1)") is None
+
+
+def test_tokens_of_every_kind_are_recognised_where_they_start() -> None:
+    # pins the tokenizer: hex, bit and identifier tokens stay; strings (with introducers),
+    # numbers and non-deterministic functions in any case become literals; comments go
+    sql = (
+        "SELECT _utf8'a', N'b', x'0A', X'0b', 0x1F, 0b101, b'11', 12.5e3, .5, col1, t.c2, "
+        '@v, @@session.x, `we\'ird`, "dq" /* c */ -- d\n# e\n, now(), Current_Date, '
+        "cur_date(), xnow(), user (), 3"
+    )
+    shape = strip_literals(sql, NonDeterministic(now=0.0, random=lambda: 0.25, user="u@h"))
+    assert shape.text == (
+        "SELECT :l0, :l1, x'0A', X'0b', 0x1F, 0b101, b'11', :l2, :l3, col1, t.c2, @v, "
+        "@@session.x, `we'ird`, :l4    \n \n, :l5, :l6, cur_date(), xnow(), :l7, :l8"
+    )
+    now = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(0))
+    assert [tuple(lit) for lit in shape.literals] == [
+        ("_utf8'a'", "a"),
+        ("N'b'", "b"),
+        ("12.5e3", 12500.0),
+        (".5", 0.5),
+        ('"dq"', "dq"),
+        (f"'{now}'", now),
+        (f"'{now[:10]}'", now[:10]),
+        ("'u@h'", "u@h"),
+        ("3", 3),
+    ]
+    assert shape.determinised and shape.user_vars == ("v",)
