@@ -10,7 +10,7 @@ scaled to the column's declared number of decimals).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "BINARY_CHARSET",
@@ -106,9 +106,9 @@ class ResultSet:
     warnings: int = 0
 
 
-@dataclass(frozen=True)
-class Ok:
-    """The outcome of a statement that returns no rows."""
+class Ok(NamedTuple):
+    """The outcome of a statement that returns no rows (a NamedTuple: one per statement, and
+    ~5x cheaper to make than a frozen dataclass)."""
 
     affected_rows: int = 0
     last_insert_id: int = 0

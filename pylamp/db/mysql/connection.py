@@ -101,6 +101,10 @@ class State(enum.Enum):
     RESPONDING = "responding"  # a command handed out, waiting for its answer
     CLOSED = "closed"  # Quit, failed login or protocol error: nothing more happens
 
+    # Enum's own __hash__ is Python code (hash of the name), paid on every transition lookup;
+    # members are singletons compared by identity, so the identity hash (C) agrees with ==
+    __hash__ = object.__hash__
+
 
 class LocalProtocolError(Exception):
     """The caller used the core out of order (e.g. send() with no command pending)."""

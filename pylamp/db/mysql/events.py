@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .results import SERVER_STATUS_AUTOCOMMIT, ColumnLike
 
@@ -106,9 +107,12 @@ class Quit:
     """COM_QUIT, or the handshake failed: the connection is over, roll back and close."""
 
 
-@dataclass(frozen=True, slots=True)
-class Ok:
-    """An OK packet: a statement succeeded without a result set."""
+class Ok(NamedTuple):
+    """An OK packet: a statement succeeded without a result set.
+
+    A NamedTuple rather than a frozen dataclass like the other responses: one is made for
+    nearly every statement, and a tuple is ~5x cheaper to make (0.3 against 1.7 us).
+    """
 
     affected_rows: int = 0
     last_insert_id: int = 0

@@ -97,15 +97,15 @@ def ok_packet(
     header: int = 0x00,
 ) -> bytes:
     """Payload of an OK packet (``header=0xFE`` makes the "OK as EOF" terminator)."""
-    return b"".join(
-        (
-            bytes((header,)),
-            lenenc_int(affected_rows),
-            lenenc_int(last_insert_id),
-            struct.pack("<HH", status, min(warnings, 0xFFFF)),
-            info.encode("utf-8"),
-        )
-    )
+    tail = _STATUS_WARNINGS.pack(status, min(warnings, 0xFFFF))
+    if info:
+        tail += info.encode("utf-8")
+    if affected_rows < 251 and last_insert_id < 251:  # one byte each: most OKs
+        return bytes((header, affected_rows, last_insert_id)) + tail
+    return bytes((header,)) + lenenc_int(affected_rows) + lenenc_int(last_insert_id) + tail
+
+
+_STATUS_WARNINGS = struct.Struct("<HH")
 
 
 def eof_packet(status: int = SERVER_STATUS_AUTOCOMMIT, warnings: int = 0) -> bytes:
