@@ -315,12 +315,9 @@ class Binlog:
             if self.sync:
                 os.fdatasync(self._fd)
             self._allocated = size
-        view = memoryview(data)
-        at = self._pos
-        while view:
-            written = os.pwrite(self._fd, view, at)
-            view = view[written:]
-            at += written
+        written = os.pwrite(self._fd, data, self._pos)
+        while written < len(data):  # a short write (rare): the rest
+            written += os.pwrite(self._fd, memoryview(data)[written:], self._pos + written)
         self._pos = end
 
     def rotate(self) -> str:

@@ -95,7 +95,8 @@ class Compiled:
 
 @dataclass
 class ShapeInfo:
-    inline: frozenset[int]
+    inline: tuple[int, ...]
+    """Literals compiled in place rather than as parameters (sorted): part of the cache key."""
     cacheable: bool
 
 
@@ -169,9 +170,9 @@ def compile_shape(session: Session, shape: Shape, kind: Kind, original: str = ""
     if info is not None:
         if not info.cacheable:
             return compile_text(session, sqlmod.restore(shape), kind)
-        inline_vals = tuple(shape.literals[i].value for i in sorted(info.inline))
-        key = (session.db, shape.text, inline_vals)
-        hit = engine.cached(key)
+        literals = shape.literals
+        inline_vals = tuple(literals[i].value for i in info.inline) if info.inline else ()
+        hit = engine.cached((session.db, shape.text, inline_vals))
         if hit is not None:
             return hit
     m = _ALL_DEFAULTS.fullmatch(shape.text)
@@ -181,7 +182,7 @@ def compile_shape(session: Session, shape: Shape, kind: Kind, original: str = ""
     if fast is not None:
         if len(shape.literals) <= _MAX_CACHED_LITERALS:
             key = (session.db, shape.text, ())
-            engine.remember(shape_key, ShapeInfo(frozenset(), True), key, fast)
+            engine.remember(shape_key, ShapeInfo((), True), key, fast)
         return fast
     if len(shape.literals) > _MAX_PARAMETERS:
         # beyond SQLite's parameter limit: compile with the literals in place
@@ -189,7 +190,7 @@ def compile_shape(session: Session, shape: Shape, kind: Kind, original: str = ""
     try:
         tree = sqlmod.parse_mysql(_rename_functions(shape.text))
     except SqlError:
-        engine.remember(shape_key, ShapeInfo(frozenset(), False), None, None)
+        engine.remember(shape_key, ShapeInfo((), False), None, None)
         return compile_text(session, sqlmod.restore(shape), kind)
     inline: set[int] = set()
     for ph in tree.find_all(exp.Placeholder):
@@ -207,8 +208,8 @@ def compile_shape(session: Session, shape: Shape, kind: Kind, original: str = ""
         )
         tree = sqlmod.parse_mysql(_rename_functions(text))
     compiled = _translate(session, tree, kind, original or sqlmod.restore(shape))
-    info = ShapeInfo(frozenset(inline), True)
-    inline_vals = tuple(shape.literals[i].value for i in sorted(inline))
+    info = ShapeInfo(tuple(sorted(inline)), True)
+    inline_vals = tuple(shape.literals[i].value for i in info.inline)
     if len(shape.literals) <= _MAX_CACHED_LITERALS:  # big one-off INSERTs stay out
         engine.remember(shape_key, info, (session.db, shape.text, inline_vals), compiled)
     return compiled
