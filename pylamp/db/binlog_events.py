@@ -352,40 +352,42 @@ def encode_queries(
     """Encode consecutive QUERY events ``(db, sql, header flags)`` with the default status
     variables, then an XID event unless ``xid`` is None, starting at byte offset
     ``position``: the same bytes as :func:`encode_event` on each, without building the
-    payload objects (this is on every commit's path).
+    payload objects (this is on every commit's path: one struct call packs the common header
+    and the QUERY post-header together).
     """
     status = _DEFAULT_STATUS
     if microseconds:
         status += bytes([_Q_HRNOW]) + microseconds.to_bytes(3, "little")
     ts = timestamp & 0xFFFFFFFF
+    fixed = HEADER_LEN + _QUERY_POST.size + len(status) + 1 + CHECKSUM_LEN  # + db + sql
     out: list[bytes] = []
     pos = position
     for db, sql, flags in queries:
         dbb = db.encode()
         if len(dbb) > 255:
             raise ValueError("database name longer than 255 bytes")
-        body = b"".join(
-            (
-                _QUERY_POST.pack(thread_id, 0, len(dbb), 0, len(status)),
-                status,
-                dbb,
-                b"\0",
-                sql.encode(),
-            )
-        )
-        size = HEADER_LEN + len(body) + CHECKSUM_LEN
+        sqlb = sql.encode()
+        size = fixed + len(dbb) + len(sqlb)
         pos += size
-        data = _HEADER.pack(ts, EventType.QUERY, server_id, size, pos & 0xFFFFFFFF, flags) + body
-        out.append(data)
-        out.append(_U32.pack(zlib.crc32(data)))
+        head = _QUERY_HEAD.pack(
+            ts, EventType.QUERY, server_id, size, pos & 0xFFFFFFFF, flags,
+            thread_id, 0, len(dbb), 0, len(status),
+        )  # fmt: skip
+        event = b"".join((head, status, dbb, b"\0", sqlb))
+        out.append(event)
+        out.append(_U32.pack(zlib.crc32(event)))
     if xid is not None:
         size = HEADER_LEN + 8 + CHECKSUM_LEN
         pos += size
-        data = _HEADER.pack(ts, EventType.XID, server_id, size, pos & 0xFFFFFFFF, 0)
-        data += _U64.pack(xid)
-        out.append(data)
-        out.append(_U32.pack(zlib.crc32(data)))
+        event = _XID_EVENT.pack(ts, EventType.XID, server_id, size, pos & 0xFFFFFFFF, 0, xid)
+        out.append(event)
+        out.append(_U32.pack(zlib.crc32(event)))
     return b"".join(out)
+
+
+# the common header followed by a QUERY's post-header / an XID's body, packed in one call
+_QUERY_HEAD = struct.Struct(_HEADER.format + _QUERY_POST.format[1:])
+_XID_EVENT = struct.Struct(_HEADER.format + "Q")
 
 
 def decode_header(data: bytes | bytearray | memoryview) -> EventHeader:
