@@ -90,18 +90,17 @@ def write_position(
     the WAL and to checkpoint, ~19 us a commit here (a table of its own: 66 us for BEGIN,
     INSERT, position and COMMIT; here: 47).
     """
-    file_name, pos_name = _position_names(key)
+    sql = _UPDATE_POSITION.get((schema, key))
+    if sql is None:
+        sql = _UPDATE_POSITION[schema, key] = _update_position_sql(schema, key)
     try:
-        updated = conn.execute(
-            f'UPDATE "{schema}".sqlite_sequence SET seq = CASE name WHEN ? THEN ? ELSE ? END '
-            "WHERE name IN (?, ?)",
-            (file_name, position[0], position[1], file_name, pos_name),
-        ).rowcount
+        updated = conn.execute(sql, position).rowcount
     except sqlite3.OperationalError:
         if has_sequence(conn, schema):
             raise
         updated = 0
     if updated != 2:  # the first position stored in this file
+        file_name, pos_name = _position_names(key)
         _ensure_sequence(conn, schema)
         conn.execute(
             f'DELETE FROM "{schema}".sqlite_sequence WHERE name IN (?, ?)', (file_name, pos_name)
@@ -113,6 +112,21 @@ def write_position(
         conn.execute(  # where files written before kept it
             f'DELETE FROM "{schema}"._pylamp_meta WHERE k IN (?, ?)', (f"{key}_file", f"{key}_pos")
         )
+
+
+def _update_position_sql(schema: str, key: str) -> str:
+    # the names written into the statement: with only the two values bound, and the same string
+    # each time (its hash kept: the sqlite3 module finds its prepared statement by the text)
+    if not re.fullmatch(r"\w+", key):
+        raise ValueError(f"bad position key {key!r}")
+    file_name, pos_name = _position_names(key)
+    return (
+        f"UPDATE \"{schema}\".sqlite_sequence SET seq = CASE name WHEN '{file_name}' THEN ? "
+        f"ELSE ? END WHERE name IN ('{file_name}', '{pos_name}')"
+    )
+
+
+_UPDATE_POSITION: dict[tuple[str, str], str] = {}
 
 
 def has_sequence(conn: sqlite3.Connection, schema: str) -> bool:
