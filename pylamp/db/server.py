@@ -362,9 +362,12 @@ class _Client:
         sock = self.sock
         sock.settimeout(self.server.connect_timeout)
         sock.sendall(conn.data_to_send())
-        while conn.state is not State.CLOSED:
-            if self.session is not None and sock.gettimeout() is not None:
+        closed = State.CLOSED
+        deadline = True
+        while conn.state is not closed:
+            if deadline and self.session is not None:
                 sock.settimeout(None)  # logged in: no more deadline
+                deadline = False
             conn.receive_data(sock.recv(65536))
             try:
                 while True:

@@ -50,6 +50,7 @@ _FAST_KINDS = {
     "DELETE": Kind.WRITE,
     "REPLACE": Kind.WRITE,
 }
+_READ, _WRITE = Kind.READ, Kind.WRITE
 _LOCKING_READ = re.compile(r"\bFOR\s+(?:UPDATE|SHARE)\b|\bLOCK\s+IN\s+SHARE\s+MODE\b", re.I)
 
 
@@ -276,12 +277,13 @@ class Session:
         self.engine.status["Questions"] += 1
         if not self.replaying:
             self._now = float(int(self.engine.clock()))
-        word = sqlmod.first_word(stmt)
-        kind = _FAST_KINDS.get(word) or sqlmod.classify(stmt)
+        kind = _FAST_KINDS.get(sqlmod.first_word(stmt)) or sqlmod.classify(stmt)
+        if kind is _READ or kind is _WRITE:  # (module aliases: Kind.X is a slow enum lookup)
+            if self.warnings:
+                self.warnings = []
+            return self._execute_dml(stmt, kind)
         if kind is not Kind.SHOW or not re.match(r"\s*SHOW\s+WARNINGS", stmt, re.I):
             self.warnings = []
-        if kind is Kind.READ or kind is Kind.WRITE:
-            return self._execute_dml(stmt, kind)
         if kind is Kind.DDL:
             return ddl_exec.execute_ddl(self, stmt)
         if kind is Kind.TRANSACTION:
@@ -305,7 +307,7 @@ class Session:
     # -- DML ---------------------------------------------------------------------------------
 
     def _execute_dml(self, stmt: str, kind: Kind) -> ResultSet | Ok:
-        shape = sqlmod.strip_literals(stmt, self._nd(per_row=kind is Kind.READ))
+        shape = sqlmod.strip_literals(stmt, self._nd(per_row=kind is _READ))
         compiled = compile_shape(self, shape, kind, stmt)
         params = self._bind(compiled, shape)
         for db, table in compiled.reads:
@@ -316,7 +318,7 @@ class Session:
             self._attach(db, compiled.dbs)
         if compiled.info_schema:
             show.fill_information_schema(self)
-        if compiled.kind is Kind.READ:
+        if compiled.kind is _READ:
             if (self.in_transaction or not self.autocommit) and _LOCKING_READ.search(shape.text):
                 # SELECT ... FOR UPDATE: serialise with writers, as InnoDB's row locks would
                 self._check_writable()
@@ -568,9 +570,12 @@ class Session:
             self._end_txn()
 
     def _end_txn(self) -> None:
-        self._savepoints = {}
-        self._txn_statements = []
-        self._txn_dbs = set()
+        if self._savepoints:
+            self._savepoints = {}
+        if self._txn_statements:
+            self._txn_statements = []
+        if self._txn_dbs:
+            self._txn_dbs = set()
         self.in_transaction = False
         if self._holds_writer:
             self._holds_writer = False

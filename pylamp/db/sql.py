@@ -406,10 +406,17 @@ def unescape_string(body: str, quote: str) -> str:
 def _string_value(token: str) -> str | bytes:
     """A string literal's value; bytes for ``_binary'...'`` and for text that is not UTF-8
     (the wire layer decodes queries with surrogateescape, so raw bytes survive to here)."""
-    q = 0
-    while token[q] not in "'\"":
-        q += 1
-    value = unescape_string(token[q + 1 : -1], token[q])
+    quote = token[0]
+    if quote == "'" or quote == '"':  # no introducer: most literals
+        body = token[1:-1]
+        value = body if "\\" not in body and quote not in body else unescape_string(body, quote)
+        if value.isascii():
+            return value
+    else:
+        q = 1
+        while token[q] not in "'\"":
+            q += 1
+        value = unescape_string(token[q + 1 : -1], token[q])
     if token[:7].lower() == "_binary" or not value.isascii():
         try:
             if token[:7].lower() == "_binary":

@@ -106,6 +106,16 @@ class State(enum.Enum):
     __hash__ = object.__hash__
 
 
+# The states the per-command paths test, as module names: an Enum class attribute is looked up
+# through EnumType's __getattr__ hook (~100 ns in 3.11, a global ~10 ns), several per command.
+_COMMAND, _RESPONDING, _AUTHENTICATING, _CLOSED = (
+    State.COMMAND,
+    State.RESPONDING,
+    State.AUTHENTICATING,
+    State.CLOSED,
+)
+
+
 class LocalProtocolError(Exception):
     """The caller used the core out of order (e.g. send() with no command pending)."""
 
@@ -182,17 +192,17 @@ class ServerConnection:
             event, self._pending = self._pending, None
             return event
         state = self.state
-        if state is State.RESPONDING or state is State.AUTHENTICATING or state is State.CLOSED:
+        if state is _RESPONDING or state is _AUTHENTICATING or state is _CLOSED:
             return NEED_DATA
         try:
             packet = self._reader.next_packet()
             if packet is None:
                 return NEED_DATA
             seq, payload = packet
-            if seq != (0 if state is State.COMMAND else self._seq):
+            if seq != (0 if state is _COMMAND else self._seq):
                 raise ProtocolError("packets out of order", 1156, "08S01")
             self._seq = next_seq(seq, len(payload))
-            if state is State.COMMAND:
+            if state is _COMMAND:
                 return self._command(payload)
             return self._handshake(payload)
         except ProtocolError as exc:
@@ -362,10 +372,10 @@ class ServerConnection:
         if not responses:
             raise LocalProtocolError("send() needs at least one response")
         state = self.state
-        if state is State.AUTHENTICATING:
+        if state is _AUTHENTICATING:
             if len(responses) != 1 or not isinstance(responses[0], Ok | Error):
                 raise LocalProtocolError("a Login is answered with exactly one Ok or Error")
-        elif state is not State.RESPONDING:
+        elif state is not _RESPONDING:
             raise LocalProtocolError(f"nothing to answer in state {state.name}")
         out = self._out
         seq = self._seq
