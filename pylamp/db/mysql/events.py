@@ -60,11 +60,11 @@ class Login:
     attributes: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class Query:
+class Query(NamedTuple):
     """COM_QUERY: run ``sql`` (several statements only if ``multi_statements``).
 
     ``prepared`` marks a COM_STMT_EXECUTE, its parameters already substituted into ``sql``.
+    A NamedTuple, like :class:`Ok`: one per statement.
     """
 
     sql: str
