@@ -40,6 +40,9 @@ IDENT_PART = re.compile(r"`(?:[^`]|``)+`|[^.`\s]+")
 # chains: with 3 KB TEXT rows a primary-key SELECT took 22 us instead of 12 and a full scan
 # 2.3x as long. Web content has such rows, so the default stays SQLite's 4 KiB.
 DEFAULT_PAGE_SIZE = 4096
+Executor = sqlite3.Connection | sqlite3.Cursor
+"""What runs a statement here: a connection, or a session's cursor (its write path's own)."""
+
 PAGE_SIZES = frozenset(1 << n for n in range(9, 17))  # what SQLite accepts: 512 to 65536
 
 
@@ -79,7 +82,7 @@ def _select_pairs(conn: sqlite3.Connection, sql: str, args: tuple[str, str]) -> 
 
 
 def write_position(
-    conn: sqlite3.Connection, schema: str, position: tuple[str, int], key: str = "binlog"
+    conn: Executor, schema: str, position: tuple[str, int], key: str = "binlog"
 ) -> None:
     """Store (file, pos) under ``key`` ("binlog": this server's own log; a replica may keep
     its master's position under another key) in the current transaction.
@@ -129,7 +132,7 @@ def _update_position_sql(schema: str, key: str) -> str:
 _UPDATE_POSITION: dict[tuple[str, str], str] = {}
 
 
-def has_sequence(conn: sqlite3.Connection, schema: str) -> bool:
+def has_sequence(conn: Executor, schema: str) -> bool:
     """Whether the database has SQLite's sqlite_sequence table yet."""
     row = conn.execute(
         f"SELECT 1 FROM \"{schema}\".sqlite_master WHERE name = 'sqlite_sequence'"
@@ -137,7 +140,7 @@ def has_sequence(conn: sqlite3.Connection, schema: str) -> bool:
     return row is not None
 
 
-def _ensure_sequence(conn: sqlite3.Connection, schema: str) -> None:
+def _ensure_sequence(conn: Executor, schema: str) -> None:
     # SQLite makes sqlite_sequence with the first AUTOINCREMENT table (it cannot be created by
     # name); this empty one exists so that every database file has it
     conn.execute(

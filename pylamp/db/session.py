@@ -98,6 +98,9 @@ class Session:
         self._closed = False
         self._conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA busy_timeout = 10000")
+        self._cur = self._conn.cursor()
+        """Runs the write path's statements (BEGIN, the write, the position, COMMIT): reusing
+        one cursor saves making one per statement (~0.5 us each)."""
         self._conn.execute("PRAGMA wal_autocheckpoint = 0")  # the engine's thread does it
         # attached now: ATTACH is impossible inside a transaction; filled when queried
         self._conn.execute("ATTACH DATABASE ':memory:' AS information_schema")
@@ -445,7 +448,7 @@ class Session:
             raise SqlError(1205, "Lock wait timeout exceeded; try restarting transaction")
         self._holds_writer = True
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._cur.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:
             self._holds_writer = False
             self.engine.writer_lock.release()
@@ -461,7 +464,7 @@ class Session:
             if savepoint:
                 self._conn.execute("SAVEPOINT _pylamp_stmt")
             try:
-                cur = self._conn.execute(compiled.sql, params)
+                cur = self._cur.execute(compiled.sql, params)
             except sqlite3.Error as e:
                 if savepoint:
                     self._conn.execute("ROLLBACK TO _pylamp_stmt")
@@ -519,7 +522,7 @@ class Session:
                 if position is not None:
                     self._store_position(position, self._txn_dbs)
             try:
-                self._conn.execute("COMMIT")
+                self._cur.execute("COMMIT")
             except BaseException as e:
                 if position is not None and binlog is not None:
                     # the tables roll back: the binlog must not keep (and recovery must not
@@ -557,7 +560,7 @@ class Session:
         for db in dbs:
             if db not in self._attached:
                 continue
-            write_position(self._conn, db, position, self.position_key)
+            write_position(self._cur, db, position, self.position_key)
 
     def _rollback(self) -> None:
         try:

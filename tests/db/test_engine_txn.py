@@ -415,10 +415,10 @@ def test_sqlite_fsyncs_its_own_commits_only_without_a_binlog(
 
 
 class _FailingCommit:
-    """The session's SQLite connection, except that the next COMMIT fails (as a full disk
-    or an I/O error would make it fail)."""
+    """The session's write cursor, except that the next COMMIT fails (as a full disk or an
+    I/O error would make it fail)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Cursor) -> None:
         self.conn = conn
         self.armed = True
 
@@ -438,15 +438,15 @@ def test_a_failed_sqlite_commit_takes_the_binlog_append_back(
 ) -> None:
     session.execute("INSERT INTO t (v) VALUES ('kept')")
     before_pos, before_txns = binlog.position(), logged(binlog)
-    real = session._conn
-    session._conn = _FailingCommit(real)  # type: ignore[assignment]
+    real = session._cur  # the cursor the write path's statements run on
+    session._cur = _FailingCommit(real)  # type: ignore[assignment]
     with pytest.raises(SqlError) as err:
         if explicit:
             session.execute("BEGIN; INSERT INTO t (v) VALUES ('lost'); COMMIT")
         else:
             session.execute("INSERT INTO t (v) VALUES ('lost')")
     assert err.value.errno == 1180
-    session._conn = real
+    session._cur = real
     assert binlog.position() == before_pos and logged(binlog) == before_txns
     assert count(session) == 1 and not session.in_transaction
     session.execute("INSERT INTO t (v) VALUES ('after')")  # the writer lock was released
