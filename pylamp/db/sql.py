@@ -413,6 +413,8 @@ _ESCAPE_RE = re.compile(r"\\(.)", re.S)
 
 def unescape_string(body: str, quote: str) -> str:
     """The value of a MySQL string literal's body (between the quotes)."""
+    if "\\" not in body and quote not in body:  # nothing to undo: most literals
+        return body
     if "\\" in body:
         body = _ESCAPE_RE.sub(
             lambda m: _ESCAPES.get(
@@ -428,8 +430,7 @@ def _string_value(token: str) -> str | bytes:
     (the wire layer decodes queries with surrogateescape, so raw bytes survive to here)."""
     quote = token[0]
     if quote == "'" or quote == '"':  # no introducer: most literals
-        body = token[1:-1]
-        value = body if "\\" not in body and quote not in body else unescape_string(body, quote)
+        value = unescape_string(token[1:-1], quote)
         if value.isascii():
             return value
     else:
