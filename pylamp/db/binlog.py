@@ -365,10 +365,10 @@ class Binlog:
         A normal transaction is written as BEGIN, the statements, XID; with ``ddl`` each
         statement is written alone (DDL commits implicitly in MySQL). Everything goes out in
         one write, then fsync, so a crash leaves at most a torn tail that the next open cuts
-        off. ``thread_id`` is the client
-        connection's id (shown by mysqlbinlog). With ``rotate=False`` a full file is not
-        rotated here: the caller calls :meth:`rotate_if_full` once it has committed, so that
-        until then :meth:`undo` can still take the transaction back.
+        off. ``thread_id`` is the client connection's id (shown by mysqlbinlog). With
+        ``rotate=False`` a full file is not rotated here: the caller calls
+        :meth:`rotate_if_full` once it has committed, so that until then :meth:`undo` can
+        still take the transaction back.
         """
         stmts = [(db, s) if isinstance(s, str) else s for s in statements]
         if not stmts:

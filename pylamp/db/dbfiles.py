@@ -36,20 +36,25 @@ IDENT_PART = re.compile(r"`(?:[^`]|``)+`|[^.`\s]+")
 # for AUTO_INCREMENT and the binlog position), so 4 KiB pages write 8 KiB to the WAL per
 # commit and 1 KiB pages 2 KiB. When the position still had a page of its own (three pages a
 # commit), 1 KiB pages made small durable INSERTs ~10% faster here (3 paired runs, 684/777 ->
-# 619/647 us each). But rows beyond ~1 KiB then overflow into page
-# chains: with 3 KB TEXT rows a primary-key SELECT took 22 us instead of 12 and a full scan
-# 2.3x as long. Web content has such rows, so the default stays SQLite's 4 KiB.
+# 619/647 us each). But rows beyond ~1 KiB then overflow into page chains: with 3 KB TEXT rows
+# a primary-key SELECT took 22 us instead of 12 and a full scan 2.3x as long. Web content has
+# such rows, so the default stays SQLite's 4 KiB.
 DEFAULT_PAGE_SIZE = 4096
+PAGE_SIZES = frozenset(1 << n for n in range(9, 17))  # what SQLite accepts: 512 to 65536
+
 Executor = sqlite3.Connection | sqlite3.Cursor
 """What runs a statement here: a connection, or a session's cursor (its write path's own)."""
-
-PAGE_SIZES = frozenset(1 << n for n in range(9, 17))  # what SQLite accepts: 512 to 65536
 
 
 # The position rows in sqlite_sequence: user tables cannot be named _pylamp_* (DDL refuses it),
 # so SQLite's AUTOINCREMENT never takes them for a table's counter.
 def _position_names(key: str) -> tuple[str, str]:
     return f"_pylamp_{key}_file", f"_pylamp_{key}_pos"
+
+
+def _legacy_names(key: str) -> tuple[str, str]:
+    # where files written before positions moved to sqlite_sequence keep it: _pylamp_meta
+    return f"{key}_file", f"{key}_pos"
 
 
 def read_position(
@@ -64,8 +69,7 @@ def read_position(
     )
     if rows.get(file_name):
         return (str(rows[file_name]), int(rows[pos_name]))
-    # a file written before positions moved to sqlite_sequence
-    file_name, pos_name = f"{key}_file", f"{key}_pos"
+    file_name, pos_name = _legacy_names(key)
     rows = _select_pairs(
         conn, f'SELECT k, v FROM "{schema}"._pylamp_meta WHERE k IN (?, ?)', (file_name, pos_name)
     )
@@ -112,9 +116,7 @@ def write_position(
             f'INSERT INTO "{schema}".sqlite_sequence (name, seq) VALUES (?, ?), (?, ?)',
             (file_name, position[0], pos_name, position[1]),
         )
-        conn.execute(  # where files written before kept it
-            f'DELETE FROM "{schema}"._pylamp_meta WHERE k IN (?, ?)', (f"{key}_file", f"{key}_pos")
-        )
+        conn.execute(f'DELETE FROM "{schema}"._pylamp_meta WHERE k IN (?, ?)', _legacy_names(key))
 
 
 def _update_position_sql(schema: str, key: str) -> str:
