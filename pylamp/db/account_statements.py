@@ -44,9 +44,7 @@ def execute_account(session: Session, stmt: str) -> Ok:
         account = parse_account(m.group(2))
         auth = ""
         if m.group(4):
-            secret = sqlmod.unescape_string(m.group(4)[1:-1], m.group(4)[0])
-            by = m.group(3).upper() == "BY"
-            auth = native_password_hash(secret) if by else secret
+            auth = _stored_auth(m.group(3), m.group(4))
             exists = "IF NOT EXISTS " if m.group(1) else ""
             logged = (
                 f"CREATE USER {exists}{account} IDENTIFIED WITH mysql_native_password AS '{auth}'"
@@ -72,10 +70,7 @@ def execute_account(session: Session, stmt: str) -> Ok:
         account = parse_account(m.group(1) or m.group(3))
         if account != session.account:
             session._require_global("CREATE USER")
-        secret = sqlmod.unescape_string(m.group(4)[1:-1], m.group(4)[0])
-        # "AS '*HEX'" (how the binlog carries it) and "BY PASSWORD" give the hash itself
-        given_hash = m.group(2) is not None and m.group(2).upper() != "BY"
-        auth = secret if given_hash else native_password_hash(secret)
+        auth = _stored_auth(m.group(2) or "BY", m.group(4))  # SET PASSWORD ... = gives the password
         session.engine.accounts.set_password(account, auth)
         _log_account(
             session, f"ALTER USER {account} IDENTIFIED WITH mysql_native_password AS '{auth}'"
@@ -131,3 +126,10 @@ def _log_account(session: Session, text: str) -> None:
         return
     with session._writer():
         session._log([(session.db or "", text)], ddl=True)
+
+
+def _stored_auth(clause: str, quoted: str) -> str:
+    """The hash to store for ``IDENTIFIED BY|AS|BY PASSWORD 'quoted'``: BY gives the password
+    (hashed here); "AS '*HEX'" (how the binlog carries it) and "BY PASSWORD" give the hash."""
+    secret = sqlmod.unescape_string(quoted[1:-1], quoted[0])
+    return native_password_hash(secret) if clause.upper() == "BY" else secret
